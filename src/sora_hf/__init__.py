@@ -1,0 +1,37 @@
+"""Sora: a Transformer encoder (with optional decoder) for Hugging Face transformers 5.
+
+`import sora_hf` registers every Sora class with the transformers Auto factories.
+"""
+
+from .configuration_sora import SoraConfig
+from .modeling_sora import (
+    SoraForConditionalGeneration,
+    SoraForMaskedLM,
+    SoraForPreTraining,
+    SoraForQuestionAnswering,
+    SoraForSequenceClassification,
+    SoraForTokenClassification,
+    SoraModel,
+    SoraPreTrainedModel,
+)
+from .registration import register_sora
+from .tokenization_sora import SoraTokenizer, train_sora_tokenizer
+
+__version__ = "0.1.0"
+
+register_sora()
+
+__all__ = [
+    "SoraConfig",
+    "SoraForConditionalGeneration",
+    "SoraForMaskedLM",
+    "SoraForPreTraining",
+    "SoraForQuestionAnswering",
+    "SoraForSequenceClassification",
+    "SoraForTokenClassification",
+    "SoraModel",
+    "SoraPreTrainedModel",
+    "SoraTokenizer",
+    "register_sora",
+    "train_sora_tokenizer",
+]

@@ -1,0 +1,132 @@
+# Copyright 2026 The sora_hf authors. Licensed under the Apache License, Version 2.0.
+"""Sora model configuration."""
+
+from huggingface_hub.dataclasses import strict
+from transformers.activations import ACT2FN
+from transformers.configuration_utils import PreTrainedConfig
+
+SIZE_FIELDS = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "max_position_embeddings",
+    "type_vocab_size",
+    "decoder_layers",
+    "decoder_attention_heads",
+    "decoder_intermediate_size",
+)
+PROBABILITY_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout")
+TOKEN_ID_FIELDS = (
+    "pad_token_id",
+    "bos_token_id",
+    "eos_token_id",
+    "sep_token_id",
+    "cls_token_id",
+    "mask_token_id",
+    "decoder_start_token_id",
+)
+
+
+@strict
+class SoraConfig(PreTrainedConfig):
+    r"""
+    Configuration of a Sora model: a pre-LayerNorm Transformer encoder with an optional causal decoder.
+
+    `is_encoder_decoder=False` (default) builds an encoder-only model (like BERT); `is_encoder_decoder=True`
+    adds a decoder with cross-attention (like BART) for `SoraForConditionalGeneration`. Decoder sizes default
+    to the encoder's.
+
+    Example:
+
+    ```python
+    >>> from sora_hf import SoraConfig, SoraModel
+    >>> config = SoraConfig(hidden_size=256, num_hidden_layers=4, num_attention_heads=4)
+    >>> model = SoraModel(config)
+    ```
+    """
+
+    model_type = "sora"
+    attribute_map = {"d_model": "hidden_size", "encoder_layers": "num_hidden_layers"}
+
+    vocab_size: int = 16000
+    hidden_size: int = 256
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    intermediate_size: int = 1024
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+    classifier_dropout: float | None = None
+    is_encoder_decoder: bool = False
+    decoder_layers: int | None = None
+    decoder_attention_heads: int | None = None
+    decoder_intermediate_size: int | None = None
+    use_cache: bool = True
+    pad_token_id: int | None = 0
+    bos_token_id: int | None = 1
+    eos_token_id: int | None = 2
+    sep_token_id: int | None = 2
+    cls_token_id: int | None = 1
+    mask_token_id: int | None = 4
+    decoder_start_token_id: int | None = 2
+    is_decoder: bool = False
+    add_cross_attention: bool = False
+    tie_word_embeddings: bool = True
+
+    def __post_init__(self, **kwargs):
+        if self.decoder_layers is None:
+            self.decoder_layers = self.num_hidden_layers
+        if self.decoder_attention_heads is None:
+            self.decoder_attention_heads = self.num_attention_heads
+        if self.decoder_intermediate_size is None:
+            self.decoder_intermediate_size = self.intermediate_size
+        super().__post_init__(**kwargs)
+
+    def validate_architecture(self):
+        """Raise `ValueError` naming the field when a size, probability or activation is invalid."""
+        for name in SIZE_FIELDS:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"SoraConfig.{name} must be a positive integer, got {value!r}.")
+        for name in PROBABILITY_FIELDS:
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value < 1.0:
+                raise ValueError(f"SoraConfig.{name} must be a probability in [0, 1), got {value!r}.")
+        for hidden_field, heads_field in (
+            ("hidden_size", "num_attention_heads"),
+            ("hidden_size", "decoder_attention_heads"),
+        ):
+            if self.hidden_size % getattr(self, heads_field) != 0:
+                raise ValueError(
+                    f"SoraConfig.{hidden_field} ({self.hidden_size}) must be divisible by {heads_field} "
+                    f"({getattr(self, heads_field)}); choose heads among the divisors of {self.hidden_size}."
+                )
+        if self.hidden_act not in ACT2FN:
+            raise ValueError(
+                f"SoraConfig.hidden_act={self.hidden_act!r} is unknown; allowed values: {sorted(ACT2FN)}."
+            )
+        if self.layer_norm_eps <= 0:
+            raise ValueError(f"SoraConfig.layer_norm_eps must be positive, got {self.layer_norm_eps!r}.")
+
+    def validate_token_ids(self):
+        """Raise `ValueError` when a special-token id lies outside `[0, vocab_size)`."""
+        for name in TOKEN_ID_FIELDS:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            values = value if isinstance(value, list) else [value]
+            for token_id in values:
+                if not isinstance(token_id, int) or not 0 <= token_id < self.vocab_size:
+                    raise ValueError(
+                        f"SoraConfig.{name}={value!r} is outside the vocabulary: allowed values are None or "
+                        f"integers in [0, {self.vocab_size - 1}] (vocab_size={self.vocab_size})."
+                    )
+
+
+__all__ = ["SoraConfig"]

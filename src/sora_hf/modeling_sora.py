@@ -1,0 +1,921 @@
+# Copyright 2026 The sora_hf authors. Licensed under the Apache License, Version 2.0.
+"""PyTorch Sora model: a pre-LayerNorm Transformer encoder with an optional causal decoder."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers.activations import ACT2FN
+from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
+from transformers.generation import GenerationMixin
+from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import (
+    BaseModelOutput,
+    BaseModelOutputWithPastAndCrossAttentions,
+    MaskedLMOutput,
+    ModelOutput,
+    QuestionAnsweringModelOutput,
+    Seq2SeqLMOutput,
+    Seq2SeqModelOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
+from transformers.processing_utils import Unpack
+from transformers.utils import TransformersKwargs, can_return_tuple, is_torchdynamo_compiling
+from transformers.utils.deprecation import deprecate_kwarg
+from transformers.utils.generic import merge_with_config_defaults
+from transformers.utils.output_capturing import OutputRecorder, capture_outputs
+
+from .configuration_sora import SoraConfig
+
+WORD_EMBEDDINGS = "model.encoder.embeddings.word_embeddings.weight"
+
+
+def check_input_ids(input_ids: torch.Tensor, vocab_size: int) -> None:
+    """Raise `ValueError` naming the first id outside `[0, vocab_size)`; asynchronous on accelerators."""
+    if is_torchdynamo_compiling() or input_ids.numel() == 0 or input_ids.device.type == "meta":
+        return
+    in_range = (input_ids >= 0) & (input_ids < vocab_size)
+    if input_ids.device.type != "cpu":
+        # No device-to-host sync: the kernel fails later if the assertion does not hold.
+        torch._assert_async(in_range.all(), f"input_ids must lie in [0, {vocab_size})")
+        return
+    if not bool(in_range.all()):
+        bad_id = int(input_ids[~in_range].flatten()[0])
+        raise ValueError(
+            f"input_ids contains id {bad_id}, outside the vocabulary [0, {vocab_size}). Encode the text with "
+            f"the tokenizer that matches this model, or resize the embeddings with `resize_token_embeddings`."
+        )
+
+
+def check_sequence_length(seq_length: int, max_positions: int) -> None:
+    """Raise `ValueError` when a sequence is longer than the learned positions."""
+    if seq_length > max_positions:
+        raise ValueError(
+            f"Sequence length {seq_length} exceeds the model's position limit max_position_embeddings="
+            f"{max_positions}. Truncate the input (tokenizer(..., truncation=True, max_length={max_positions}))."
+        )
+
+
+def shift_tokens_right(input_ids: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
+    """Shift ids one position to the right and start with `decoder_start_token_id` (labels -> decoder inputs)."""
+    shifted = input_ids.new_zeros(input_ids.shape)
+    shifted[:, 1:] = input_ids[:, :-1].clone()
+    shifted[:, 0] = decoder_start_token_id
+    shifted.masked_fill_(shifted == -100, pad_token_id)
+    return shifted
+
+
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs: Unpack[TransformersKwargs],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    attn_weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        attn_weights = attn_weights + attention_mask
+    attn_weights = nn.functional.softmax(attn_weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    attn_weights = nn.functional.dropout(attn_weights, p=dropout, training=module.training)
+    attn_output = torch.matmul(attn_weights, value).transpose(1, 2).contiguous()
+    return attn_output, attn_weights
+
+
+class SoraEmbeddings(nn.Module):
+    """Word, learned absolute position and token-type embeddings."""
+
+    def __init__(self, config: SoraConfig):
+        super().__init__()
+        self.config = config
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if inputs_embeds is None:
+            check_input_ids(input_ids, self.config.vocab_size)
+            inputs_embeds = self.word_embeddings(input_ids)
+        seq_length = inputs_embeds.shape[1]
+        check_sequence_length(seq_length, self.config.max_position_embeddings)
+        if position_ids is None:
+            position_ids = torch.arange(seq_length, device=inputs_embeds.device).unsqueeze(0)
+        embeddings = inputs_embeds + self.position_embeddings(position_ids)
+        if token_type_ids is not None:
+            embeddings = embeddings + self.token_type_embeddings(token_type_ids)
+        else:
+            embeddings = embeddings + self.token_type_embeddings.weight[0]
+        return self.dropout(self.layer_norm(embeddings))
+
+
+class SoraSelfAttention(nn.Module):
+    """Multi-head self-attention with one fused query/key/value projection."""
+
+    def __init__(self, config: SoraConfig, num_heads: int, is_causal: bool = False, layer_idx: int | None = None):
+        super().__init__()
+        self.config = config
+        self.num_heads = num_heads
+        self.head_dim = config.hidden_size // num_heads
+        self.scaling = self.head_dim**-0.5
+        self.attention_dropout = config.attention_probs_dropout_prob
+        self.is_causal = is_causal
+        self.layer_idx = layer_idx
+        self.qkv_proj = nn.Linear(config.hidden_size, 3 * config.hidden_size)
+        self.o_proj = nn.Linear(config.hidden_size, config.hidden_size)
+
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        cache: Cache | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        input_shape = hidden_states.shape[:-1]
+        qkv = self.qkv_proj(hidden_states).view(*input_shape, 3, self.num_heads, self.head_dim)
+        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        if cache is not None:
+            key, value = cache.update(key, value, self.layer_idx)
+
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        attn_output, attn_weights = attention_interface(
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            dropout=self.attention_dropout if self.training else 0.0,
+            scaling=self.scaling,
+            **kwargs,
+        )
+        attn_output = self.o_proj(attn_output.reshape(*input_shape, -1).contiguous())
+        return attn_output, attn_weights
+
+
+class SoraCrossAttention(nn.Module):
+    """Multi-head attention from decoder queries to encoder keys and values (computed once, then cached)."""
+
+    def __init__(self, config: SoraConfig, num_heads: int, layer_idx: int | None = None):
+        super().__init__()
+        self.config = config
+        self.num_heads = num_heads
+        self.head_dim = config.hidden_size // num_heads
+        self.scaling = self.head_dim**-0.5
+        self.attention_dropout = config.attention_probs_dropout_prob
+        self.is_causal = False
+        self.layer_idx = layer_idx
+        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.kv_proj = nn.Linear(config.hidden_size, 2 * config.hidden_size)
+        self.o_proj = nn.Linear(config.hidden_size, config.hidden_size)
+
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        cache: EncoderDecoderCache | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        input_shape = hidden_states.shape[:-1]
+        query = self.q_proj(hidden_states).view(*input_shape, self.num_heads, self.head_dim).transpose(1, 2)
+        if cache is not None and cache.is_updated.get(self.layer_idx):
+            key = cache.cross_attention_cache.layers[self.layer_idx].keys
+            value = cache.cross_attention_cache.layers[self.layer_idx].values
+        else:
+            kv_shape = (*encoder_hidden_states.shape[:-1], 2, self.num_heads, self.head_dim)
+            key, value = self.kv_proj(encoder_hidden_states).view(kv_shape).permute(2, 0, 3, 1, 4).unbind(0)
+            if cache is not None:
+                key, value = cache.cross_attention_cache.update(key, value, self.layer_idx)
+                cache.is_updated[self.layer_idx] = True
+
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        attn_output, attn_weights = attention_interface(
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            dropout=self.attention_dropout if self.training else 0.0,
+            scaling=self.scaling,
+            **kwargs,
+        )
+        attn_output = self.o_proj(attn_output.reshape(*input_shape, -1).contiguous())
+        return attn_output, attn_weights
+
+
+class SoraMLP(nn.Module):
+    """Position-wise feed-forward block."""
+
+    def __init__(self, config: SoraConfig, intermediate_size: int):
+        super().__init__()
+        self.fc1 = nn.Linear(config.hidden_size, intermediate_size)
+        self.act_fn = ACT2FN[config.hidden_act]
+        self.fc2 = nn.Linear(intermediate_size, config.hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act_fn(self.fc1(hidden_states)))
+
+
+class SoraEncoderLayer(GradientCheckpointingLayer):
+    """Pre-LayerNorm block: self-attention, then MLP, each inside a residual connection."""
+
+    def __init__(self, config: SoraConfig, layer_idx: int):
+        super().__init__()
+        self.self_attn_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.self_attn = SoraSelfAttention(config, config.num_attention_heads, layer_idx=layer_idx)
+        self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.mlp = SoraMLP(config, config.intermediate_size)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> torch.Tensor:
+        attn_output, _ = self.self_attn(self.self_attn_layer_norm(hidden_states), attention_mask, **kwargs)
+        hidden_states = hidden_states + self.dropout(attn_output)
+        hidden_states = hidden_states + self.dropout(self.mlp(self.final_layer_norm(hidden_states)))
+        return hidden_states
+
+
+class SoraDecoderLayer(GradientCheckpointingLayer):
+    """Pre-LayerNorm block: causal self-attention, cross-attention to the encoder, then MLP."""
+
+    def __init__(self, config: SoraConfig, layer_idx: int):
+        super().__init__()
+        heads = config.decoder_attention_heads
+        self.self_attn_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.self_attn = SoraSelfAttention(config, heads, is_causal=True, layer_idx=layer_idx)
+        self.encoder_attn_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.encoder_attn = SoraCrossAttention(config, heads, layer_idx=layer_idx)
+        self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.mlp = SoraMLP(config, config.decoder_intermediate_size)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        cache: EncoderDecoderCache | None = None,
+        use_cache: bool | None = True,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> torch.Tensor:
+        self_attn_cache = cache.self_attention_cache if cache is not None else None
+        attn_output, _ = self.self_attn(
+            self.self_attn_layer_norm(hidden_states), attention_mask, cache=self_attn_cache, **kwargs
+        )
+        hidden_states = hidden_states + self.dropout(attn_output)
+        if encoder_hidden_states is not None:
+            attn_output, _ = self.encoder_attn(
+                self.encoder_attn_layer_norm(hidden_states),
+                encoder_hidden_states,
+                encoder_attention_mask,
+                cache=cache,
+                **kwargs,
+            )
+            hidden_states = hidden_states + self.dropout(attn_output)
+        hidden_states = hidden_states + self.dropout(self.mlp(self.final_layer_norm(hidden_states)))
+        return hidden_states
+
+
+class SoraPreTrainedModel(PreTrainedModel):
+    config: SoraConfig
+    base_model_prefix = "model"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["SoraEncoderLayer", "SoraDecoderLayer", "SoraEmbeddings"]
+    _supports_flash_attn = True
+    _supports_sdpa = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+    _can_compile_fullgraph = False  # input-id validation reads the ids on CPU
+    # Every Sora loss is a plain mean over the micro-batch: Trainer must scale it for gradient accumulation.
+    accepts_loss_kwargs = False
+
+
+class SoraEncoder(SoraPreTrainedModel):
+    """Embeddings, a stack of `SoraEncoderLayer` and a final LayerNorm."""
+
+    _can_record_outputs = {"hidden_states": SoraEncoderLayer, "attentions": SoraSelfAttention}
+
+    def __init__(self, config: SoraConfig):
+        super().__init__(config)
+        self.embeddings = SoraEmbeddings(config)
+        self.layers = nn.ModuleList([SoraEncoderLayer(config, i) for i in range(config.num_hidden_layers)])
+        self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embeddings.word_embeddings = value
+
+    @merge_with_config_defaults
+    @capture_outputs
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> BaseModelOutput:
+        if (input_ids is None) ^ (inputs_embeds is not None):
+            raise ValueError("You must specify exactly one of input_ids or inputs_embeds.")
+        hidden_states = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
+        attention_mask = create_bidirectional_mask(
+            config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask
+        )
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, attention_mask, **kwargs)
+        return BaseModelOutput(last_hidden_state=self.final_layer_norm(hidden_states))
+
+
+class SoraDecoder(SoraPreTrainedModel):
+    """Word and position embeddings, a stack of `SoraDecoderLayer` and a final LayerNorm."""
+
+    _can_record_outputs = {
+        "hidden_states": SoraDecoderLayer,
+        "attentions": OutputRecorder(SoraSelfAttention, index=1, layer_name="self_attn"),
+        "cross_attentions": OutputRecorder(SoraCrossAttention, index=1, layer_name="encoder_attn"),
+    }
+
+    def __init__(self, config: SoraConfig):
+        super().__init__(config)
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, config.pad_token_id)
+        self.embed_positions = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.layers = nn.ModuleList([SoraDecoderLayer(config, i) for i in range(config.decoder_layers)])
+        self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embed_tokens = value
+
+    @merge_with_config_defaults
+    @capture_outputs
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        cache: EncoderDecoderCache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> BaseModelOutputWithPastAndCrossAttentions:
+        if (input_ids is None) ^ (inputs_embeds is not None):
+            raise ValueError("You must specify exactly one of decoder_input_ids or decoder_inputs_embeds.")
+        if inputs_embeds is None:
+            check_input_ids(input_ids, self.config.vocab_size)
+            inputs_embeds = self.embed_tokens(input_ids)
+        if use_cache and cache is None:
+            cache = EncoderDecoderCache(DynamicCache(config=self.config), DynamicCache(config=self.config))
+
+        batch_size, seq_length = inputs_embeds.shape[:2]
+        cache_length = cache.get_seq_length() if cache is not None else 0
+        check_sequence_length(cache_length + seq_length, self.config.max_position_embeddings)
+        position_ids = torch.arange(cache_length, cache_length + seq_length, device=inputs_embeds.device)
+        if attention_mask is None and not is_torchdynamo_compiling():
+            attention_mask = torch.ones(batch_size, cache_length + seq_length, device=inputs_embeds.device)
+
+        causal_mask = create_causal_mask(
+            config=self.config,
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            cache=cache.self_attention_cache if cache is not None else None,
+        )
+        encoder_attention_mask = create_bidirectional_mask(
+            config=self.config,
+            inputs_embeds=inputs_embeds,
+            attention_mask=encoder_attention_mask,
+            encoder_hidden_states=encoder_hidden_states,
+        )
+        hidden_states = self.dropout(inputs_embeds + self.embed_positions(position_ids).unsqueeze(0))
+        for layer in self.layers:
+            hidden_states = layer(
+                hidden_states,
+                causal_mask,
+                encoder_hidden_states,  # positional, so gradient checkpointing passes it through
+                encoder_attention_mask=encoder_attention_mask,
+                cache=cache,
+                use_cache=use_cache,
+                **kwargs,
+            )
+        return BaseModelOutputWithPastAndCrossAttentions(
+            last_hidden_state=self.final_layer_norm(hidden_states), cache=cache
+        )
+
+
+class SoraModel(SoraPreTrainedModel):
+    """The bare Sora encoder, plus the decoder when `config.is_encoder_decoder` (or `with_decoder=True`)."""
+
+    _tied_weights_keys = {"decoder.embed_tokens.weight": "encoder.embeddings.word_embeddings.weight"}
+
+    def __init__(self, config: SoraConfig, with_decoder: bool | None = None):
+        super().__init__(config)
+        with_decoder = config.is_encoder_decoder if with_decoder is None else with_decoder
+        self.encoder = SoraEncoder(config)
+        self.decoder = SoraDecoder(config) if with_decoder else None
+        if self.decoder is None:
+            self._tied_weights_keys = {}
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.encoder.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.encoder.embeddings.word_embeddings = value
+        if self.decoder is not None:
+            self.decoder.embed_tokens = value
+
+    @can_return_tuple
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.LongTensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        encoder_outputs: BaseModelOutput | tuple | None = None,
+        cache: EncoderDecoderCache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> BaseModelOutput | Seq2SeqModelOutput:
+        r"""
+        decoder_input_ids (`torch.LongTensor` of shape `(batch_size, target_sequence_length)`, *optional*):
+            Decoder input ids; when absent (and there is a decoder), built by shifting `input_ids` right.
+        """
+        if encoder_outputs is None:
+            encoder_outputs = self.encoder(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                token_type_ids=token_type_ids,
+                position_ids=position_ids,
+                inputs_embeds=inputs_embeds,
+                **kwargs,
+            )
+        elif not isinstance(encoder_outputs, BaseModelOutput):
+            encoder_outputs = BaseModelOutput(
+                last_hidden_state=encoder_outputs[0],
+                hidden_states=encoder_outputs[1] if len(encoder_outputs) > 1 else None,
+                attentions=encoder_outputs[2] if len(encoder_outputs) > 2 else None,
+            )
+        if self.decoder is None:
+            return encoder_outputs
+
+        if decoder_input_ids is None and decoder_inputs_embeds is None:
+            if input_ids is None:
+                raise ValueError("Pass decoder_input_ids or decoder_inputs_embeds (or input_ids to shift).")
+            decoder_input_ids = shift_tokens_right(
+                input_ids, self.config.pad_token_id, self.config.decoder_start_token_id
+            )
+        decoder_outputs = self.decoder(
+            input_ids=decoder_input_ids,
+            attention_mask=decoder_attention_mask,
+            encoder_hidden_states=encoder_outputs.last_hidden_state,
+            encoder_attention_mask=attention_mask,
+            cache=cache,
+            inputs_embeds=decoder_inputs_embeds,
+            use_cache=use_cache,
+            **kwargs,
+        )
+        return Seq2SeqModelOutput(
+            last_hidden_state=decoder_outputs.last_hidden_state,
+            cache=decoder_outputs.cache,
+            decoder_hidden_states=decoder_outputs.hidden_states,
+            decoder_attentions=decoder_outputs.attentions,
+            cross_attentions=decoder_outputs.cross_attentions,
+            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+            encoder_hidden_states=encoder_outputs.hidden_states,
+            encoder_attentions=encoder_outputs.attentions,
+        )
+
+
+class SoraLMHead(nn.Module):
+    """Dense + activation + LayerNorm, then a projection onto the (tied) vocabulary."""
+
+    def __init__(self, config: SoraConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.act_fn = ACT2FN[config.hidden_act]
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.layer_norm(self.act_fn(self.dense(hidden_states))))
+
+
+class SoraPooler(nn.Module):
+    """Dense + tanh over the first (`<s>`) token: the sentence representation for NSP and classification."""
+
+    def __init__(self, config: SoraConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(hidden_states[:, 0]))
+
+
+def masked_lm_logits_and_loss(
+    lm_head: SoraLMHead, hidden_states: torch.Tensor, labels: torch.Tensor | None, sparse: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Vocabulary logits (only at labelled positions when `sparse`) and the mean cross-entropy."""
+    if labels is None:
+        return lm_head(hidden_states), None
+    if sparse:
+        labelled = labels != -100
+        hidden_states, labels = hidden_states[labelled], labels[labelled]
+    logits = lm_head(hidden_states)
+    loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1))
+    return logits, loss
+
+
+@dataclass
+class SoraForPreTrainingOutput(ModelOutput):
+    r"""
+    loss: masked-LM loss plus next-sentence-prediction loss.
+    prediction_logits: vocabulary logits; only at labelled positions, flattened, when `sparse_prediction`.
+    seq_relationship_logits: next-sentence logits (0 = B follows A, 1 = B is random).
+    """
+
+    loss: torch.FloatTensor | None = None
+    prediction_logits: torch.FloatTensor | None = None
+    seq_relationship_logits: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+class SoraForPreTraining(SoraPreTrainedModel):
+    """Sora encoder with the masked-LM and next-sentence-prediction heads."""
+
+    _tied_weights_keys = {"lm_head.decoder.weight": WORD_EMBEDDINGS}
+    _keys_to_ignore_on_load_unexpected = [r"^model\.decoder\.", r"^lm_head\.weight$"]
+
+    def __init__(self, config: SoraConfig, sparse_prediction: bool = True):
+        super().__init__(config)
+        self.sparse_prediction = sparse_prediction
+        self.model = SoraModel(config, with_decoder=False)
+        self.lm_head = SoraLMHead(config)
+        self.pooler = SoraPooler(config)
+        self.nsp_head = nn.Linear(config.hidden_size, 2)
+        self.post_init()
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head.decoder
+
+    def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
+        self.lm_head.decoder = new_embeddings
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        next_sentence_label: torch.LongTensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> SoraForPreTrainingOutput:
+        r"""
+        labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+            Masked-LM targets; -100 marks positions that are not predicted.
+        next_sentence_label (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            0 when segment B follows segment A, 1 when B is a random segment.
+        """
+        outputs = self.model.encoder(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            **kwargs,
+        )
+        sequence_output = outputs.last_hidden_state
+        prediction_logits, loss = masked_lm_logits_and_loss(
+            self.lm_head, sequence_output, labels, self.sparse_prediction
+        )
+        seq_relationship_logits = self.nsp_head(self.pooler(sequence_output))
+        if next_sentence_label is not None:
+            nsp_loss = nn.functional.cross_entropy(seq_relationship_logits.float(), next_sentence_label.view(-1))
+            loss = nsp_loss if loss is None else loss + nsp_loss
+        return SoraForPreTrainingOutput(
+            loss=loss,
+            prediction_logits=prediction_logits,
+            seq_relationship_logits=seq_relationship_logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+
+class SoraForMaskedLM(SoraPreTrainedModel):
+    """Sora encoder with the masked-LM head (fill-mask)."""
+
+    _tied_weights_keys = {"lm_head.decoder.weight": WORD_EMBEDDINGS}
+    _keys_to_ignore_on_load_unexpected = [r"^model\.decoder\.", r"^pooler\.", r"^nsp_head\."]
+
+    def __init__(self, config: SoraConfig, sparse_prediction: bool = False):
+        super().__init__(config)
+        self.sparse_prediction = sparse_prediction
+        self.model = SoraModel(config, with_decoder=False)
+        self.lm_head = SoraLMHead(config)
+        self.post_init()
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head.decoder
+
+    def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
+        self.lm_head.decoder = new_embeddings
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> MaskedLMOutput:
+        r"""
+        labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+            Masked-LM targets; -100 marks positions that are not predicted.
+        """
+        outputs = self.model.encoder(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            **kwargs,
+        )
+        logits, loss = masked_lm_logits_and_loss(
+            self.lm_head, outputs.last_hidden_state, labels, self.sparse_prediction
+        )
+        return MaskedLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions)
+
+
+class SoraForSequenceClassification(SoraPreTrainedModel):
+    """Sora encoder with a pooled classification/regression head (`problem_type` picks the loss)."""
+
+    _keys_to_ignore_on_load_unexpected = [r"^model\.decoder\.", r"^lm_head\.", r"^nsp_head\."]
+
+    def __init__(self, config: SoraConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.model = SoraModel(config, with_decoder=False)
+        self.pooler = SoraPooler(config)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> SequenceClassifierOutput:
+        r"""
+        labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            Class ids (single-label), multi-hot floats (multi-label) or floats (regression, `num_labels == 1`).
+        """
+        outputs = self.model.encoder(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            **kwargs,
+        )
+        logits = self.classifier(self.dropout(self.pooler(outputs.last_hidden_state)))
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(labels=labels, pooled_logits=logits, config=self.config)
+        return SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+class SoraForTokenClassification(SoraPreTrainedModel):
+    """Sora encoder with a per-token classification head (NER)."""
+
+    _keys_to_ignore_on_load_unexpected = [r"^model\.decoder\.", r"^lm_head\.", r"^nsp_head\.", r"^pooler\."]
+
+    def __init__(self, config: SoraConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.model = SoraModel(config, with_decoder=False)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> TokenClassifierOutput:
+        r"""
+        labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+            Tag ids per token; -100 marks positions without a tag (special tokens, continuation sub-words).
+        """
+        outputs = self.model.encoder(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            **kwargs,
+        )
+        logits = self.classifier(self.dropout(outputs.last_hidden_state))
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits, labels, self.config)
+        return TokenClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+class SoraForQuestionAnswering(SoraPreTrainedModel):
+    """Sora encoder with a span head (start and end logits) for extractive question answering."""
+
+    _keys_to_ignore_on_load_unexpected = [r"^model\.decoder\.", r"^lm_head\.", r"^nsp_head\.", r"^pooler\."]
+
+    def __init__(self, config: SoraConfig):
+        super().__init__(config)
+        self.model = SoraModel(config, with_decoder=False)
+        self.qa_outputs = nn.Linear(config.hidden_size, 2)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        start_positions: torch.LongTensor | None = None,
+        end_positions: torch.LongTensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> QuestionAnsweringModelOutput:
+        r"""
+        start_positions (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            Token index where the answer starts.
+        end_positions (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            Token index where the answer ends (inclusive).
+        """
+        outputs = self.model.encoder(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            **kwargs,
+        )
+        start_logits, end_logits = self.qa_outputs(outputs.last_hidden_state).split(1, dim=-1)
+        start_logits = start_logits.squeeze(-1).contiguous()
+        end_logits = end_logits.squeeze(-1).contiguous()
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            loss = self.loss_function(start_logits, end_logits, start_positions, end_positions)
+        return QuestionAnsweringModelOutput(
+            loss=loss,
+            start_logits=start_logits,
+            end_logits=end_logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+
+class SoraForConditionalGeneration(SoraPreTrainedModel, GenerationMixin):
+    """Sora encoder-decoder with a language-modelling head: translation, summarization, dialogue."""
+
+    _tied_weights_keys = {"lm_head.weight": WORD_EMBEDDINGS}
+    _keys_to_ignore_on_load_unexpected = [r"^lm_head\.(dense|layer_norm|decoder)", r"^nsp_head\.", r"^pooler\."]
+
+    def __init__(self, config: SoraConfig):
+        super().__init__(config)
+        self.model = SoraModel(config, with_decoder=True)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
+        self.lm_head = new_embeddings
+
+    @can_return_tuple
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.LongTensor | None = None,
+        encoder_outputs: BaseModelOutput | tuple | None = None,
+        cache: EncoderDecoderCache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> Seq2SeqLMOutput:
+        r"""
+        labels (`torch.LongTensor` of shape `(batch_size, target_sequence_length)`, *optional*):
+            Target ids; -100 marks ignored positions. Decoder inputs are the labels shifted right.
+        """
+        if labels is not None and decoder_input_ids is None and decoder_inputs_embeds is None:
+            decoder_input_ids = shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask,
+            encoder_outputs=encoder_outputs,
+            cache=cache,
+            inputs_embeds=inputs_embeds,
+            decoder_inputs_embeds=decoder_inputs_embeds,
+            use_cache=use_cache,
+            **kwargs,
+        )
+        logits = self.lm_head(outputs.last_hidden_state)
+        loss = None
+        if labels is not None:
+            loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1))
+        return Seq2SeqLMOutput(
+            loss=loss,
+            logits=logits,
+            cache=outputs.cache,
+            decoder_hidden_states=outputs.decoder_hidden_states,
+            decoder_attentions=outputs.decoder_attentions,
+            cross_attentions=outputs.cross_attentions,
+            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
+            encoder_hidden_states=outputs.encoder_hidden_states,
+            encoder_attentions=outputs.encoder_attentions,
+        )
+
+
+__all__ = [
+    "SoraEncoder",
+    "SoraDecoder",
+    "SoraForConditionalGeneration",
+    "SoraForMaskedLM",
+    "SoraForPreTraining",
+    "SoraForQuestionAnswering",
+    "SoraForSequenceClassification",
+    "SoraForTokenClassification",
+    "SoraModel",
+    "SoraPreTrainedModel",
+]

@@ -1,0 +1,60 @@
+"""Register Sora with the transformers Auto factories and peft, through their public `register` APIs."""
+
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForMaskedLM,
+    AutoModelForPreTraining,
+    AutoModelForQuestionAnswering,
+    AutoModelForSeq2SeqLM,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+)
+
+from .configuration_sora import SoraConfig
+from .modeling_sora import (
+    SoraForConditionalGeneration,
+    SoraForMaskedLM,
+    SoraForPreTraining,
+    SoraForQuestionAnswering,
+    SoraForSequenceClassification,
+    SoraForTokenClassification,
+    SoraModel,
+)
+from .tokenization_sora import SoraTokenizer
+
+AUTO_MODELS = {
+    AutoModel: SoraModel,
+    AutoModelForPreTraining: SoraForPreTraining,
+    AutoModelForMaskedLM: SoraForMaskedLM,
+    AutoModelForSequenceClassification: SoraForSequenceClassification,
+    AutoModelForTokenClassification: SoraForTokenClassification,
+    AutoModelForQuestionAnswering: SoraForQuestionAnswering,
+    AutoModelForSeq2SeqLM: SoraForConditionalGeneration,
+}
+
+# Fused query/key/value in self-attention, query and key/value in cross-attention.
+PEFT_LORA_TARGETS = ["qkv_proj", "q_proj", "kv_proj"]
+
+
+def register_peft_defaults() -> None:
+    """Give peft default target modules for model_type "sora" (LoRA and the adapters that copy its table)."""
+    try:
+        import peft.utils.constants as peft_constants
+    except ImportError:
+        return
+    for name in dir(peft_constants):
+        table = getattr(peft_constants, name)
+        if name.startswith("TRANSFORMERS_MODELS_TO_") and name.endswith("_TARGET_MODULES_MAPPING"):
+            if isinstance(table, dict) and "bart" in table and isinstance(table["bart"], list):
+                table.setdefault("sora", list(PEFT_LORA_TARGETS))
+
+
+def register_sora() -> None:
+    """Register config, models and tokenizer; safe to call more than once."""
+    AutoConfig.register("sora", SoraConfig, exist_ok=True)
+    for auto_class, model_class in AUTO_MODELS.items():
+        auto_class.register(SoraConfig, model_class, exist_ok=True)
+    AutoTokenizer.register(SoraConfig, tokenizer_class=SoraTokenizer, exist_ok=True)
+    register_peft_defaults()

@@ -1,0 +1,40 @@
+"""Shared pytest fixtures. Each fixture group is owned by the test module family named in its comment."""
+
+import os
+
+import pytest
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+# ---- Local Hub server (owner: tests/test_hub*.py) ---------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def hub_server(tmp_path_factory):
+    """One local Hub API server process (tests/hub_server.py) shared by the session."""
+    from hub_server import LocalHub
+
+    hub = LocalHub(tmp_path_factory.mktemp("hub_server")).start()
+    yield hub
+    hub.stop()
+
+
+@pytest.fixture
+def fresh_hub_server(tmp_path):
+    """A local Hub server of the test's own, for tests that break, stop or restart it."""
+    from hub_server import LocalHub
+
+    hub = LocalHub(tmp_path / "hub_server").start()
+    yield hub
+    hub.stop()
+
+
+@pytest.fixture
+def hub(hub_server, tmp_path):
+    """The session's Hub server, with huggingface_hub and transformers pointed at it and an empty cache."""
+    from hub_server import clients_pointed_at
+
+    with clients_pointed_at(hub_server.endpoint, tmp_path / "hf_home"):
+        yield hub_server
