@@ -86,6 +86,9 @@ class SoraConfig(PreTrainedConfig):
             self.decoder_attention_heads = self.num_attention_heads
         if self.decoder_intermediate_size is None:
             self.decoder_intermediate_size = self.intermediate_size
+        # Checked here too, so a bad value raises a plain ValueError at construction (strict validation wraps it).
+        self.validate_architecture()
+        self.validate_token_ids()
         super().__post_init__(**kwargs)
 
     def validate_architecture(self):

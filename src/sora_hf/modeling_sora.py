@@ -311,7 +311,8 @@ class SoraPreTrainedModel(PreTrainedModel):
     _supports_flex_attn = True
     _supports_attention_backend = True
     _can_compile_fullgraph = False  # input-id validation reads the ids on CPU
-    # Every Sora loss is a plain mean over the micro-batch: Trainer must scale it for gradient accumulation.
+    # Sequence-level losses are plain means over the micro-batch: Trainer scales them for gradient
+    # accumulation. Token-level heads override this and take `num_items_in_batch`.
     accepts_loss_kwargs = False
 
 
@@ -552,18 +553,33 @@ class SoraPooler(nn.Module):
         return torch.tanh(self.dense(hidden_states[:, 0]))
 
 
+def token_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch: torch.Tensor | int | None = None
+) -> torch.Tensor:
+    """Cross-entropy over labelled tokens (-100 ignored): a mean, or a sum over `num_items_in_batch`."""
+    logits = logits.reshape(-1, logits.shape[-1]).float()
+    labels = labels.reshape(-1).to(logits.device)
+    if num_items_in_batch is None:
+        return nn.functional.cross_entropy(logits, labels)
+    loss = nn.functional.cross_entropy(logits, labels, reduction="sum")
+    return loss / torch.as_tensor(num_items_in_batch, device=loss.device)
+
+
 def masked_lm_logits_and_loss(
-    lm_head: SoraLMHead, hidden_states: torch.Tensor, labels: torch.Tensor | None, sparse: bool
+    lm_head: SoraLMHead,
+    hidden_states: torch.Tensor,
+    labels: torch.Tensor | None,
+    sparse: bool,
+    num_items_in_batch: torch.Tensor | int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Vocabulary logits (only at labelled positions when `sparse`) and the mean cross-entropy."""
+    """Vocabulary logits (only at labelled positions when `sparse`) and the token cross-entropy."""
     if labels is None:
         return lm_head(hidden_states), None
     if sparse:
         labelled = labels != -100
         hidden_states, labels = hidden_states[labelled], labels[labelled]
     logits = lm_head(hidden_states)
-    loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1))
-    return logits, loss
+    return logits, token_cross_entropy(logits, labels, num_items_in_batch)
 
 
 @dataclass
@@ -648,6 +664,8 @@ class SoraForPreTraining(SoraPreTrainedModel):
 class SoraForMaskedLM(SoraPreTrainedModel):
     """Sora encoder with the masked-LM head (fill-mask)."""
 
+    accepts_loss_kwargs = True  # token-level loss: normalised by Trainer's `num_items_in_batch`
+
     _tied_weights_keys = {"lm_head.decoder.weight": WORD_EMBEDDINGS}
     _keys_to_ignore_on_load_unexpected = [r"^model\.decoder\.", r"^pooler\.", r"^nsp_head\."]
 
@@ -679,6 +697,7 @@ class SoraForMaskedLM(SoraPreTrainedModel):
         labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
             Masked-LM targets; -100 marks positions that are not predicted.
         """
+        num_items_in_batch = kwargs.pop("num_items_in_batch", None)
         outputs = self.model.encoder(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -688,7 +707,7 @@ class SoraForMaskedLM(SoraPreTrainedModel):
             **kwargs,
         )
         logits, loss = masked_lm_logits_and_loss(
-            self.lm_head, outputs.last_hidden_state, labels, self.sparse_prediction
+            self.lm_head, outputs.last_hidden_state, labels, self.sparse_prediction, num_items_in_batch
         )
         return MaskedLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions)
 
@@ -743,6 +762,8 @@ class SoraForSequenceClassification(SoraPreTrainedModel):
 class SoraForTokenClassification(SoraPreTrainedModel):
     """Sora encoder with a per-token classification head (NER)."""
 
+    accepts_loss_kwargs = True  # token-level loss: normalised by Trainer's `num_items_in_batch`
+
     _keys_to_ignore_on_load_unexpected = [r"^model\.decoder\.", r"^lm_head\.", r"^nsp_head\.", r"^pooler\."]
 
     def __init__(self, config: SoraConfig):
@@ -769,6 +790,7 @@ class SoraForTokenClassification(SoraPreTrainedModel):
         labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
             Tag ids per token; -100 marks positions without a tag (special tokens, continuation sub-words).
         """
+        num_items_in_batch = kwargs.pop("num_items_in_batch", None)
         outputs = self.model.encoder(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -780,7 +802,7 @@ class SoraForTokenClassification(SoraPreTrainedModel):
         logits = self.classifier(self.dropout(outputs.last_hidden_state))
         loss = None
         if labels is not None:
-            loss = self.loss_function(logits, labels, self.config)
+            loss = token_cross_entropy(logits, labels, num_items_in_batch)
         return TokenClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
@@ -841,6 +863,8 @@ class SoraForQuestionAnswering(SoraPreTrainedModel):
 class SoraForConditionalGeneration(SoraPreTrainedModel, GenerationMixin):
     """Sora encoder-decoder with a language-modelling head: translation, summarization, dialogue."""
 
+    accepts_loss_kwargs = True  # token-level loss: normalised by Trainer's `num_items_in_batch`
+
     _tied_weights_keys = {"lm_head.weight": WORD_EMBEDDINGS}
     _keys_to_ignore_on_load_unexpected = [r"^lm_head\.(dense|layer_norm|decoder)", r"^nsp_head\.", r"^pooler\."]
 
@@ -876,6 +900,7 @@ class SoraForConditionalGeneration(SoraPreTrainedModel, GenerationMixin):
         labels (`torch.LongTensor` of shape `(batch_size, target_sequence_length)`, *optional*):
             Target ids; -100 marks ignored positions. Decoder inputs are the labels shifted right.
         """
+        num_items_in_batch = kwargs.pop("num_items_in_batch", None)
         if labels is not None and decoder_input_ids is None and decoder_inputs_embeds is None:
             decoder_input_ids = shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
         outputs = self.model(
@@ -893,7 +918,7 @@ class SoraForConditionalGeneration(SoraPreTrainedModel, GenerationMixin):
         logits = self.lm_head(outputs.last_hidden_state)
         loss = None
         if labels is not None:
-            loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1))
+            loss = token_cross_entropy(logits, labels, num_items_in_batch)
         return Seq2SeqLMOutput(
             loss=loss,
             logits=logits,

@@ -1,0 +1,295 @@
+"""Tokenization for Sora: a byte-level BPE tokenizer (like RoBERTa's) with BERT-style pairs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tokenizers import AddedToken, Tokenizer, decoders, pre_tokenizers, processors
+from tokenizers.models import BPE
+from transformers.tokenization_utils_tokenizers import TokenizersBackend
+from transformers.utils import logging
+
+if TYPE_CHECKING:
+    import datasets
+
+logger = logging.get_logger(__name__)
+
+VOCAB_FILES_NAMES = {"vocab_file": "vocab.json", "merges_file": "merges.txt", "tokenizer_file": "tokenizer.json"}
+
+# Fixed ids 0-4, in this order, so every Sora checkpoint agrees on them (`SoraConfig` defaults rely on it).
+SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>", "<mask>")
+BYTE_ALPHABET_SIZE = 256
+TRAINING_BATCH_SIZE = 1000
+
+
+class SoraTokenizer(TokenizersBackend):
+    r"""
+    Construct a Sora tokenizer: byte-level BPE (backed by 🤗 tokenizers), so any Unicode text encodes without an
+    unknown token and decodes back to exactly the same string.
+
+    Special tokens have fixed ids: `<pad>`=0, `<s>`=1 (bos, cls), `</s>`=2 (eos, sep), `<unk>`=3, `<mask>`=4.
+    A single sequence is `<s> A </s>`; a pair is `<s> A </s> B </s>` with `token_type_ids` 0 for `<s> A </s>`
+    and 1 for `B </s>` (like BERT), for next-sentence prediction and question answering.
+
+    Spaces are part of the tokens, so a word is encoded differently at the start of the text and after a space.
+    `<mask>` strips the space on its left (like RoBERTa): in `"Paris is the <mask> of France."` the mask stands
+    for a whole space-prefixed word, as in masked-LM pretraining. With `is_split_into_words=True`, load the
+    tokenizer with `add_prefix_space=True` so each word gets the same tokens as in running text.
+
+    Example:
+
+    ```python
+    >>> from sora_hf import train_sora_tokenizer
+    >>> tokenizer = train_sora_tokenizer(["Hello world!", "Hello there."] * 50, vocab_size=300)
+    >>> tokenizer.convert_ids_to_tokens(tokenizer("Hello world!")["input_ids"])
+    ['<s>', 'Hello', 'Ġworld', '!', '</s>']
+    ```
+
+    Args:
+        vocab (`dict[str, int]`, *optional*):
+            Token to id. Defaults to the five special tokens followed by the 256 byte symbols (no merges).
+        merges (`list[tuple[str, str]]`, *optional*):
+            BPE merges, in priority order.
+        bos_token (`str`, *optional*, defaults to `"<s>"`):
+            Beginning of sequence; the same token as `cls_token`.
+        eos_token (`str`, *optional*, defaults to `"</s>"`):
+            End of sequence; the same token as `sep_token`.
+        sep_token (`str`, *optional*, defaults to `"</s>"`):
+            Closes each sequence of an input.
+        cls_token (`str`, *optional*, defaults to `"<s>"`):
+            First token of every input; its hidden state feeds sequence classification.
+        unk_token (`str`, *optional*, defaults to `"<unk>"`):
+            Unknown token (never produced by the byte-level vocabulary; kept for API compatibility).
+        pad_token (`str`, *optional*, defaults to `"<pad>"`):
+            Padding token.
+        mask_token (`str` or `AddedToken`, *optional*, defaults to `"<mask>"`):
+            Masked-LM token; a plain string becomes an `AddedToken` with `lstrip=True`.
+        add_prefix_space (`bool`, *optional*, defaults to `False`):
+            Add a space before the text (or each word of pre-split input) so the first word is encoded like
+            the others. `False` keeps `decode(encode(text)) == text` exact.
+        trim_offsets (`bool`, *optional*, defaults to `True`):
+            Leave the leading space out of each token's `offset_mapping`.
+        model_max_length (`int`, *optional*, defaults to 512):
+            Longest input (in tokens) the model accepts; truncation uses it by default.
+    """
+
+    vocab_files_names = VOCAB_FILES_NAMES
+    model_input_names = ["input_ids", "token_type_ids", "attention_mask"]
+    model = BPE
+
+    def __init__(
+        self,
+        vocab: dict[str, int] | None = None,
+        merges: list[tuple[str, str]] | list[str] | None = None,
+        bos_token: str | AddedToken = "<s>",
+        eos_token: str | AddedToken = "</s>",
+        sep_token: str | AddedToken = "</s>",
+        cls_token: str | AddedToken = "<s>",
+        unk_token: str | AddedToken = "<unk>",
+        pad_token: str | AddedToken = "<pad>",
+        mask_token: str | AddedToken = "<mask>",
+        add_prefix_space: bool = False,
+        trim_offsets: bool = True,
+        model_max_length: int = 512,
+        **kwargs,
+    ):
+        self.add_prefix_space = add_prefix_space
+        self.trim_offsets = trim_offsets
+        if isinstance(mask_token, str):
+            mask_token = AddedToken(mask_token, lstrip=True, rstrip=False, normalized=False, special=True)
+
+        if vocab is None:
+            specials = [str(pad_token), str(bos_token), str(eos_token), str(unk_token), str(mask_token)]
+            alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+            vocab = {token: index for index, token in enumerate(dict.fromkeys(specials + alphabet))}
+
+        self._tokenizer = Tokenizer(
+            BPE(
+                vocab=vocab,
+                merges=merges or [],
+                dropout=None,
+                unk_token=str(unk_token),
+                continuing_subword_prefix="",
+                end_of_word_suffix="",
+                fuse_unk=False,
+            )
+        )
+        self._tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=add_prefix_space)
+        self._tokenizer.decoder = decoders.ByteLevel()
+
+        super().__init__(
+            bos_token=bos_token,
+            eos_token=eos_token,
+            sep_token=sep_token,
+            cls_token=cls_token,
+            unk_token=unk_token,
+            pad_token=pad_token,
+            mask_token=mask_token,
+            add_prefix_space=add_prefix_space,
+            trim_offsets=trim_offsets,
+            model_max_length=model_max_length,
+            **kwargs,
+        )
+        self.update_post_processor()
+
+    def update_post_processor(self) -> None:
+        """Write `<s> A </s>` / `<s> A </s> B </s>` (segment ids 0 then 1) into the backend tokenizer."""
+        # `add_bos_token`/`add_eos_token` do not apply (the template always frames with cls/sep), but the base
+        # class contract is that they read False when the token is missing.
+        if self.bos_token is None and self.add_bos_token:
+            object.__setattr__(self, "_add_bos_token", False)
+        if self.eos_token is None and self.add_eos_token:
+            object.__setattr__(self, "_add_eos_token", False)
+        cls, sep = self.cls_token, self.sep_token
+        if cls is None or sep is None:
+            return
+        self._tokenizer.post_processor = processors.Sequence(
+            [
+                processors.ByteLevel(add_prefix_space=self.add_prefix_space, trim_offsets=self.trim_offsets),
+                processors.TemplateProcessing(
+                    single=f"{cls}:0 $A:0 {sep}:0",
+                    pair=f"{cls}:0 $A:0 {sep}:0 $B:1 {sep}:1",
+                    special_tokens=[(cls, self.cls_token_id), (sep, self.sep_token_id)],
+                ),
+            ]
+        )
+
+    def _encode_plus(self, *args, is_split_into_words: bool = False, **kwargs):
+        if is_split_into_words and not self.add_prefix_space:
+            logger.warning_once(
+                "SoraTokenizer got pre-split words with add_prefix_space=False: each word is encoded as if it "
+                "started the text. Load the tokenizer with add_prefix_space=True to encode words as in running text."
+            )
+        return super()._encode_plus(*args, is_split_into_words=is_split_into_words, **kwargs)
+
+
+class _TextBatches:
+    """Texts grouped into lists for `tokenizers`; counts the non-empty ones and rejects non-strings."""
+
+    def __init__(self, texts: Iterable):
+        self.texts = texts
+        self.count = 0
+
+    def __iter__(self) -> Iterator[list[str]]:
+        batch: list[str] = []
+        for text in self.texts:
+            if text is None:
+                continue
+            if not isinstance(text, str):
+                raise ValueError(
+                    f"train_sora_tokenizer expected texts (str) but got {type(text).__name__}: pass an iterable of "
+                    "strings, a list of text file paths, or a datasets.Dataset."
+                )
+            if text:
+                self.count += 1
+                batch.append(text)
+            if len(batch) == TRAINING_BATCH_SIZE:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+
+def _iter_file_lines(paths: list[Path]) -> Iterator[str]:
+    for path in paths:
+        with open(path, encoding="utf-8") as handle:
+            try:
+                for line in handle:
+                    yield line.rstrip("\n")
+            except UnicodeDecodeError as error:
+                raise ValueError(f"{path} is not UTF-8 text ({error}): convert it to UTF-8 first.") from error
+
+
+def _iter_dataset_column(dataset: datasets.Dataset | datasets.IterableDataset, text_column: str) -> Iterator[str]:
+    for batch in dataset.iter(batch_size=TRAINING_BATCH_SIZE):
+        yield from batch[text_column]
+
+
+def _as_file_list(source) -> list[Path] | None:
+    """The files named by `source`, or None when `source` holds texts."""
+    if isinstance(source, os.PathLike):
+        source = [source]
+    if not isinstance(source, (list, tuple)) or not source:
+        return None
+    if not all(isinstance(item, (str, os.PathLike)) for item in source):
+        return None
+    paths = [Path(item) for item in source]
+    exists = [path.is_file() for path in paths]
+    given_as_paths = any(isinstance(item, os.PathLike) for item in source)
+    if all(exists):
+        return paths
+    if given_as_paths or any(exists):
+        missing = [str(path) for path, found in zip(paths, exists) if not found]
+        raise ValueError(
+            f"train_sora_tokenizer got what looks like a list of text files, but these do not exist: {missing}. "
+            "Fix the paths (or pass texts as a generator to skip this check)."
+        )
+    return None
+
+
+def train_sora_tokenizer(
+    texts_or_files_or_dataset: Iterable[str] | list[str | os.PathLike] | datasets.Dataset | datasets.IterableDataset,
+    vocab_size: int = 8000,
+    min_frequency: int = 2,
+    text_column: str = "text",
+    model_max_length: int = 512,
+    show_progress: bool = False,
+) -> SoraTokenizer:
+    """Train a byte-level BPE `SoraTokenizer` on texts, text files (one text per line) or a `datasets` column."""
+    import datasets  # here, not at the top: it adds ~0.7 s to `import sora_hf`
+
+    min_vocab_size = BYTE_ALPHABET_SIZE + len(SPECIAL_TOKENS)
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size <= min_vocab_size:
+        raise ValueError(
+            f"vocab_size must be an int above {min_vocab_size} (256 byte symbols + {len(SPECIAL_TOKENS)} special "
+            f"tokens) so that BPE can learn merges; got {vocab_size!r}."
+        )
+    if isinstance(min_frequency, bool) or not isinstance(min_frequency, int) or min_frequency < 1:
+        raise ValueError(f"min_frequency must be an int >= 1 (pairs seen fewer times are not merged); got {min_frequency!r}.")
+    if isinstance(model_max_length, bool) or not isinstance(model_max_length, int) or model_max_length < 2:
+        raise ValueError(f"model_max_length must be an int >= 2 (room for <s> and </s>); got {model_max_length!r}.")
+
+    source = texts_or_files_or_dataset
+    length = None
+    if isinstance(source, datasets.DatasetDict | datasets.IterableDatasetDict):
+        raise ValueError(
+            f"train_sora_tokenizer got a DatasetDict with splits {list(source)}: pass one split, e.g. dataset['train']."
+        )
+    if isinstance(source, datasets.Dataset | datasets.IterableDataset):
+        columns = source.column_names or []
+        if text_column not in columns:
+            raise ValueError(
+                f"The dataset has no column {text_column!r} (columns: {columns}): set text_column to the text column."
+            )
+        feature = (source.features or {}).get(text_column)
+        if feature is not None and getattr(feature, "dtype", None) not in ("string", "large_string"):
+            raise ValueError(f"Column {text_column!r} holds {feature}, not strings: set text_column to a text column.")
+        texts = _iter_dataset_column(source, text_column)
+        length = len(source) if isinstance(source, datasets.Dataset) else None
+    elif isinstance(source, str):
+        raise ValueError(
+            "train_sora_tokenizer got a single string: pass a list of texts, or a list of paths for text files."
+        )
+    elif (files := _as_file_list(source)) is not None:
+        texts = _iter_file_lines(files)
+    elif isinstance(source, Iterable):
+        texts = source
+    else:
+        raise ValueError(
+            f"train_sora_tokenizer cannot read {type(source).__name__}: pass an iterable of strings, a list of "
+            "text file paths, or a datasets.Dataset."
+        )
+
+    batches = _TextBatches(texts)
+    tokenizer = SoraTokenizer(model_max_length=model_max_length).train_new_from_iterator(
+        batches, vocab_size=vocab_size, length=length, min_frequency=min_frequency, show_progress=show_progress
+    )
+    if batches.count == 0:
+        raise ValueError("train_sora_tokenizer found no non-empty text to learn from: check the input.")
+    return tokenizer
+
+
+__all__ = ["SoraTokenizer", "train_sora_tokenizer"]
