@@ -84,7 +84,11 @@ def test_invalid_activation_lists_allowed_values():
 
 def test_decoder_sizes_default_to_encoder_sizes():
     config = tiny_config(is_encoder_decoder=True)
-    assert (config.decoder_layers, config.decoder_attention_heads, config.decoder_intermediate_size) == (2, 4, 64)
+    assert (config.decoder_layers, config.decoder_attention_heads, config.decoder_intermediate_size) == (
+        2,
+        4,
+        64,
+    )
 
 
 # --- bad input --------------------------------------------------------------------------------------
@@ -128,7 +132,9 @@ class GradientRecorder(TrainerCallback):
         self.gradients = None
 
     def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
-        self.gradients = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+        self.gradients = {
+            n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None
+        }
 
 
 def gradients_after_one_step(model_class, config, dataset, batch_size, accumulation, output_dir):
@@ -179,7 +185,10 @@ def test_gradient_accumulation_seq2seq_with_uneven_targets(tmp_path):
     labels[0, 3:] = -100
     labels[1, 8:] = -100
     labels[3, 1:] = -100
-    rows = {"input_ids": torch.randint(5, 120, (4, 9), generator=generator).tolist(), "labels": labels.tolist()}
+    rows = {
+        "input_ids": torch.randint(5, 120, (4, 9), generator=generator).tolist(),
+        "labels": labels.tolist(),
+    }
     dataset = Dataset.from_dict(rows)
     one = gradients_after_one_step(SoraForConditionalGeneration, config, dataset, 4, 1, str(tmp_path / "a"))
     two = gradients_after_one_step(SoraForConditionalGeneration, config, dataset, 2, 2, str(tmp_path / "b"))
@@ -228,12 +237,16 @@ def test_save_pretrained_writes_safetensors_with_tied_weights_once(tmp_path):
     files = sorted(os.listdir(tmp_path))
     assert "model.safetensors" in files and not any(f.endswith((".bin", ".pt", ".pth")) for f in files)
     state = load_file(tmp_path / "model.safetensors")
-    embedding_keys = [k for k in state if k.endswith(("word_embeddings.weight", "embed_tokens.weight", "lm_head.weight"))]
+    embedding_keys = [
+        k for k in state if k.endswith(("word_embeddings.weight", "embed_tokens.weight", "lm_head.weight"))
+    ]
     assert embedding_keys == ["model.encoder.embeddings.word_embeddings.weight"]
 
     reloaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path).eval()
     assert reloaded.lm_head.weight is reloaded.model.encoder.embeddings.word_embeddings.weight
-    assert reloaded.model.decoder.embed_tokens.weight is reloaded.model.encoder.embeddings.word_embeddings.weight
+    assert (
+        reloaded.model.decoder.embed_tokens.weight is reloaded.model.encoder.embeddings.word_embeddings.weight
+    )
     inputs = torch.tensor([[1, 5, 9, 2]])
     with torch.no_grad():
         assert torch.equal(model(inputs).logits, reloaded(inputs).logits)
@@ -289,7 +302,9 @@ def test_sequence_classification_problem_types():
     single = SoraForSequenceClassification(tiny_config(num_labels=3))
     assert single(inputs, labels=torch.tensor([0, 2])).loss.ndim == 0
     assert single.config.problem_type == "single_label_classification"
-    multi = SoraForSequenceClassification(tiny_config(num_labels=3, problem_type="multi_label_classification"))
+    multi = SoraForSequenceClassification(
+        tiny_config(num_labels=3, problem_type="multi_label_classification")
+    )
     assert multi(inputs, labels=torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])).loss.ndim == 0
     regression = SoraForSequenceClassification(tiny_config(num_labels=1))
     output = regression(inputs, labels=torch.tensor([0.5, -1.0]))
@@ -314,8 +329,13 @@ def test_sparse_mlm_prediction_matches_dense_loss():
 def test_every_head_accepts_inputs_embeds_and_output_flags():
     config = tiny_config(attn_implementation="eager")
     inputs = torch.tensor([[1, 5, 9, 2]])
-    for model_class in [SoraForPreTraining, SoraForMaskedLM, SoraForSequenceClassification,
-                        SoraForTokenClassification, SoraForQuestionAnswering]:
+    for model_class in [
+        SoraForPreTraining,
+        SoraForMaskedLM,
+        SoraForSequenceClassification,
+        SoraForTokenClassification,
+        SoraForQuestionAnswering,
+    ]:
         model = model_class(config).eval()
         embeds = model.get_input_embeddings()(inputs)
         by_ids = model(input_ids=inputs, output_hidden_states=True, output_attentions=True)
@@ -339,3 +359,36 @@ def test_gradient_checkpointing_gives_same_gradients():
         model(inputs, labels=labels).loss.backward()
         grads.append(model.model.encoder.layers[0].self_attn.qkv_proj.weight.grad.clone())
     torch.testing.assert_close(grads[0], grads[1])
+
+
+def test_pretraining_with_decoder_adds_denoising_and_loads_into_every_head(tmp_path):
+    config = tiny_config(is_encoder_decoder=True, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    torch.manual_seed(0)
+    model = SoraForPreTraining(config)
+    inputs = torch.randint(5, 120, (2, 9))
+    labels = torch.full_like(inputs, -100)
+    labels[:, 3] = inputs[:, 3]
+    original = torch.randint(5, 120, (2, 11))
+    noisy = torch.cat([original[:, :4], torch.full((2, 1), 4), original[:, 8:]], dim=1)
+    output = model(
+        inputs,
+        labels=labels,
+        next_sentence_label=torch.tensor([0, 1]),
+        denoising_input_ids=noisy,
+        decoder_labels=original,
+    )
+    assert output.denoising_logits.shape == (2, 11, 120)
+    torch.testing.assert_close(output.loss, output.mlm_loss + output.nsp_loss + output.denoising_loss)
+    output.loss.backward()
+    assert model.model.decoder.layers[0].encoder_attn.kv_proj.weight.grad.abs().sum() > 0
+
+    model.save_pretrained(tmp_path)
+    seq2seq = AutoModelForSeq2SeqLM.from_pretrained(tmp_path).eval()
+    model.eval()
+    with torch.no_grad():
+        expected = model(inputs, denoising_input_ids=noisy, decoder_labels=original).denoising_logits
+        actual = seq2seq(input_ids=noisy, labels=original).logits
+    torch.testing.assert_close(expected, actual)
+    for auto_class in (AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoModelForQuestionAnswering):
+        head = auto_class.from_pretrained(tmp_path)
+        assert torch.equal(head.model.encoder.layers[0].mlp.fc2.weight, model.model.encoder.layers[0].mlp.fc2.weight)

@@ -585,31 +585,41 @@ def masked_lm_logits_and_loss(
 @dataclass
 class SoraForPreTrainingOutput(ModelOutput):
     r"""
-    loss: masked-LM loss plus next-sentence-prediction loss.
+    loss: sum of the masked-LM, next-sentence and (with a decoder) denoising losses that had labels.
     prediction_logits: vocabulary logits; only at labelled positions, flattened, when `sparse_prediction`.
     seq_relationship_logits: next-sentence logits (0 = B follows A, 1 = B is random).
+    denoising_logits: decoder vocabulary logits for the reconstructed text (encoder-decoder configs only).
+    mlm_loss, nsp_loss, denoising_loss: the separate terms, for logging.
     """
 
     loss: torch.FloatTensor | None = None
     prediction_logits: torch.FloatTensor | None = None
     seq_relationship_logits: torch.FloatTensor | None = None
+    denoising_logits: torch.FloatTensor | None = None
+    mlm_loss: torch.FloatTensor | None = None
+    nsp_loss: torch.FloatTensor | None = None
+    denoising_loss: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 class SoraForPreTraining(SoraPreTrainedModel):
-    """Sora encoder with the masked-LM and next-sentence-prediction heads."""
+    """Sora with the pretraining heads: masked LM and next-sentence prediction on the encoder, and, when
+    `config.is_encoder_decoder`, BART-style denoising (reconstruct the original text) on the decoder."""
 
-    _tied_weights_keys = {"lm_head.decoder.weight": WORD_EMBEDDINGS}
     _keys_to_ignore_on_load_unexpected = [r"^model\.decoder\.", r"^lm_head\.weight$"]
 
     def __init__(self, config: SoraConfig, sparse_prediction: bool = True):
         super().__init__(config)
         self.sparse_prediction = sparse_prediction
-        self.model = SoraModel(config, with_decoder=False)
+        self.model = SoraModel(config)
         self.lm_head = SoraLMHead(config)
         self.pooler = SoraPooler(config)
         self.nsp_head = nn.Linear(config.hidden_size, 2)
+        self._tied_weights_keys = {"lm_head.decoder.weight": WORD_EMBEDDINGS}
+        if self.model.decoder is not None:
+            self.denoising_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+            self._tied_weights_keys["denoising_head.weight"] = WORD_EMBEDDINGS
         self.post_init()
 
     def get_output_embeddings(self) -> nn.Linear:
@@ -628,6 +638,9 @@ class SoraForPreTraining(SoraPreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         next_sentence_label: torch.LongTensor | None = None,
+        denoising_input_ids: torch.LongTensor | None = None,
+        denoising_attention_mask: torch.Tensor | None = None,
+        decoder_labels: torch.LongTensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> SoraForPreTrainingOutput:
         r"""
@@ -635,6 +648,12 @@ class SoraForPreTraining(SoraPreTrainedModel):
             Masked-LM targets; -100 marks positions that are not predicted.
         next_sentence_label (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
             0 when segment B follows segment A, 1 when B is a random segment.
+        denoising_input_ids (`torch.LongTensor` of shape `(batch_size, noisy_length)`, *optional*):
+            Corrupted text (spans infilled with `<mask>`, sentences permuted) for the decoder objective.
+        denoising_attention_mask (`torch.Tensor` of shape `(batch_size, noisy_length)`, *optional*):
+            Padding mask of `denoising_input_ids`.
+        decoder_labels (`torch.LongTensor` of shape `(batch_size, target_length)`, *optional*):
+            The original text the decoder reconstructs; -100 marks padding.
         """
         outputs = self.model.encoder(
             input_ids=input_ids,
@@ -645,17 +664,41 @@ class SoraForPreTraining(SoraPreTrainedModel):
             **kwargs,
         )
         sequence_output = outputs.last_hidden_state
-        prediction_logits, loss = masked_lm_logits_and_loss(
+        prediction_logits, mlm_loss = masked_lm_logits_and_loss(
             self.lm_head, sequence_output, labels, self.sparse_prediction
         )
         seq_relationship_logits = self.nsp_head(self.pooler(sequence_output))
+        nsp_loss = None
         if next_sentence_label is not None:
             nsp_loss = nn.functional.cross_entropy(seq_relationship_logits.float(), next_sentence_label.view(-1))
-            loss = nsp_loss if loss is None else loss + nsp_loss
+
+        denoising_logits = denoising_loss = None
+        if decoder_labels is not None:
+            if self.model.decoder is None:
+                raise ValueError(
+                    "decoder_labels were given but this model has no decoder: build it from a config with "
+                    "is_encoder_decoder=True to train the denoising objective."
+                )
+            seq2seq = self.model(
+                input_ids=denoising_input_ids,
+                attention_mask=denoising_attention_mask,
+                decoder_input_ids=shift_tokens_right(
+                    decoder_labels, self.config.pad_token_id, self.config.decoder_start_token_id
+                ),
+                use_cache=False,
+            )
+            denoising_logits = self.denoising_head(seq2seq.last_hidden_state)
+            denoising_loss = token_cross_entropy(denoising_logits, decoder_labels)
+
+        terms = [term for term in (mlm_loss, nsp_loss, denoising_loss) if term is not None]
         return SoraForPreTrainingOutput(
-            loss=loss,
+            loss=sum(terms) if terms else None,
             prediction_logits=prediction_logits,
             seq_relationship_logits=seq_relationship_logits,
+            denoising_logits=denoising_logits,
+            mlm_loss=mlm_loss,
+            nsp_loss=nsp_loss,
+            denoising_loss=denoising_loss,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )

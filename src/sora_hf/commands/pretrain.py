@@ -1,0 +1,25 @@
+"""`sora-hf pretrain`: the same run as examples/run_pretraining.py (every PretrainingArguments and
+TrainingArguments flag is accepted after `pretrain`)."""
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "pretrain",
+        help="Pretrain Sora (MLM + NSP + denoising) with Trainer; pass --help after `pretrain` for all flags.",
+        add_help=False,
+    )
+    parser.add_argument("arguments", nargs=argparse.REMAINDER)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from transformers import HfArgumentParser, TrainingArguments
+
+    from ..training.pretraining import PretrainingArguments, run_pretraining
+
+    parser = HfArgumentParser((PretrainingArguments, TrainingArguments), prog="sora-hf pretrain")
+    pretraining_args, training_args = parser.parse_args_into_dataclasses(args=args.arguments)
+    print(run_pretraining(pretraining_args, training_args)["held_out"])
+    return 0

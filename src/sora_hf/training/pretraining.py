@@ -1,0 +1,190 @@
+"""Pretrain Sora through `Trainer`: MLM + NSP on the encoder, BART-style denoising on the decoder."""
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from ..configuration_sora import SoraConfig
+from ..modeling_sora import SoraForPreTraining
+from ..tokenization_sora import SoraTokenizer, train_sora_tokenizer
+from .collators import DataCollatorForSoraPretraining
+from .plots import LossCurveCallback
+from .pretraining_data import prepare_pretraining_dataset
+
+
+@dataclass
+class PretrainingArguments:
+    """What to pretrain on and which Sora to build; `TrainingArguments` hold the optimisation settings."""
+
+    corpus_dir: str | None = field(default=None, metadata={"help": "Saved corpus (default: the corpus cache)."})
+    sources: list[str] | None = field(default=None, metadata={"help": "Corpus sources to use (default: all)."})
+    max_docs_per_source: int | None = field(default=None, metadata={"help": "Cap per source, for quick runs."})
+    tokenizer_name_or_path: str | None = field(
+        default=None, metadata={"help": "Existing tokenizer; when absent one is trained on the corpus."}
+    )
+    vocab_size: int = field(default=12000, metadata={"help": "Vocabulary size of a newly trained tokenizer."})
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "Continue pretraining this checkpoint instead of a new model."}
+    )
+    hidden_size: int = 256
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    intermediate_size: int = 1024
+    decoder_layers: int = 2
+    with_decoder: bool = field(default=True, metadata={"help": "Add the decoder and its denoising objective."})
+    max_length: int = field(default=128, metadata={"help": "Tokens per pretraining sequence."})
+    mlm_probability: float = 0.15
+    whole_word_masking: bool = False
+    nsp_probability: float = 0.5
+    max_eval_samples: int = field(default=2000, metadata={"help": "Held-out chunks used for evaluation."})
+    time_budget_minutes: float | None = field(
+        default=None, metadata={"help": "Stop training (and save) once this much wall time has passed."}
+    )
+
+
+class TimeBudgetCallback(TrainerCallback):
+    """Stop training once a wall-clock budget is spent, so a run fits the time it was given."""
+
+    def __init__(self, minutes: float):
+        self.seconds = minutes * 60
+        self.start = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = time.monotonic()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if time.monotonic() - self.start > self.seconds:
+            control.should_training_stop = True
+            control.should_save = True
+
+
+def load_or_train_tokenizer(args: PretrainingArguments, corpus) -> SoraTokenizer:
+    """The tokenizer named in `args`, or a new one trained on the corpus's training split."""
+    if args.tokenizer_name_or_path:
+        return SoraTokenizer.from_pretrained(args.tokenizer_name_or_path)
+    return train_sora_tokenizer(corpus["train"], vocab_size=args.vocab_size, text_column="text", show_progress=True)
+
+
+def build_model(args: PretrainingArguments, tokenizer: SoraTokenizer) -> SoraForPreTraining:
+    """A new Sora sized by `args` (special-token ids from the tokenizer), or the checkpoint to continue."""
+    if args.model_name_or_path:
+        return SoraForPreTraining.from_pretrained(args.model_name_or_path)
+    config = SoraConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=args.hidden_size,
+        num_hidden_layers=args.num_hidden_layers,
+        num_attention_heads=args.num_attention_heads,
+        intermediate_size=args.intermediate_size,
+        decoder_layers=args.decoder_layers,
+        is_encoder_decoder=args.with_decoder,
+        max_position_embeddings=max(512, args.max_length),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        sep_token_id=tokenizer.sep_token_id,
+        cls_token_id=tokenizer.cls_token_id,
+        mask_token_id=tokenizer.mask_token_id,
+        decoder_start_token_id=tokenizer.eos_token_id,
+    )
+    return SoraForPreTraining(config)
+
+
+@torch.no_grad()
+def evaluate_pretraining(
+    model: SoraForPreTraining, dataset, collator: DataCollatorForSoraPretraining, batch_size: int = 64
+) -> dict[str, float]:
+    """Held-out masked-LM accuracy and perplexity, NSP accuracy and the denoising loss."""
+    model.eval()
+    totals = {"mlm_correct": 0, "mlm_count": 0, "mlm_loss_sum": 0.0, "nsp_correct": 0, "nsp_count": 0}
+    denoising_loss_sum, denoising_count = 0.0, 0
+    device = next(model.parameters()).device
+    for start in range(0, len(dataset), batch_size):
+        batch = collator([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+        batch = {key: value.to(device) for key, value in batch.items()}
+        if model.model.decoder is None:
+            for key in ("denoising_input_ids", "denoising_attention_mask", "decoder_labels"):
+                batch.pop(key, None)
+        output = model(**batch)
+        labels = batch["labels"][batch["labels"] != -100]
+        totals["mlm_correct"] += int((output.prediction_logits.argmax(-1) == labels).sum())
+        totals["mlm_count"] += labels.numel()
+        totals["mlm_loss_sum"] += float(output.mlm_loss) * labels.numel()
+        nsp = batch["next_sentence_label"]
+        totals["nsp_correct"] += int((output.seq_relationship_logits.argmax(-1) == nsp).sum())
+        totals["nsp_count"] += nsp.numel()
+        if output.denoising_loss is not None:
+            tokens = int((batch["decoder_labels"] != -100).sum())
+            denoising_loss_sum += float(output.denoising_loss) * tokens
+            denoising_count += tokens
+    mlm_loss = totals["mlm_loss_sum"] / totals["mlm_count"]
+    metrics = {
+        "mlm_accuracy": totals["mlm_correct"] / totals["mlm_count"],
+        "mlm_loss": mlm_loss,
+        "mlm_perplexity": math.exp(mlm_loss),
+        "nsp_accuracy": totals["nsp_correct"] / totals["nsp_count"],
+        "eval_chunks": len(dataset),
+    }
+    if denoising_count:
+        metrics["denoising_loss"] = denoising_loss_sum / denoising_count
+        metrics["denoising_perplexity"] = math.exp(metrics["denoising_loss"])
+    return metrics
+
+
+def run_pretraining(args: PretrainingArguments, training_args: TrainingArguments) -> dict:
+    """Corpus → tokenizer → packed chunks → `Trainer` → saved model, tokenizer, metrics and loss curve."""
+    from ..data.corpus import build_corpus
+
+    started = time.time()
+    output_dir = Path(training_args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    corpus = build_corpus(args.corpus_dir, sources=args.sources, max_docs_per_source=args.max_docs_per_source)
+    tokenizer = load_or_train_tokenizer(args, corpus)
+    tokenizer.save_pretrained(output_dir)
+    chunks = prepare_pretraining_dataset(corpus, tokenizer, max_length=args.max_length)
+    eval_chunks = chunks["validation"].select(range(min(args.max_eval_samples, len(chunks["validation"]))))
+
+    model = build_model(args, tokenizer)
+    collator_kwargs = dict(
+        mlm_probability=args.mlm_probability,
+        whole_word_masking=args.whole_word_masking,
+        nsp_probability=args.nsp_probability,
+        denoising=model.model.decoder is not None,
+    )
+    collator = DataCollatorForSoraPretraining(tokenizer, **collator_kwargs)
+    training_args.remove_unused_columns = False  # the collator needs the `sentences` column
+    callbacks = [LossCurveCallback()]
+    if args.time_budget_minutes:
+        callbacks.append(TimeBudgetCallback(args.time_budget_minutes))
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=chunks["train"],
+        eval_dataset=eval_chunks,
+        data_collator=collator,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.save_model(output_dir)
+
+    eval_collator = DataCollatorForSoraPretraining(tokenizer, **collator_kwargs, seed=0)
+    metrics = evaluate_pretraining(trainer.model, eval_chunks, eval_collator)
+    summary = {
+        "train_metrics": train_result.metrics,
+        "held_out": metrics,
+        "steps": trainer.state.global_step,
+        "train_chunks": len(chunks["train"]),
+        "tokens_seen_estimate": trainer.state.global_step * training_args.train_batch_size
+        * training_args.gradient_accumulation_steps * training_args.world_size * args.max_length,
+        "wall_time_seconds": time.time() - started,
+        "pretraining_arguments": asdict(args),
+        "parameters": model.num_parameters(),
+        "hardware": f"{torch.get_num_threads()} CPU threads" if not torch.cuda.is_available() else "CUDA",
+    }
+    (output_dir / "pretraining_results.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary
