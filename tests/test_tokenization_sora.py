@@ -122,7 +122,9 @@ def test_pair_layout_and_token_type_ids(tokenizer):
 
 def test_pair_truncation_only_second_keeps_the_question(tokenizer):
     question, context = "Who kept the light?", " ".join(FIXTURE_LINES[:5])
-    encoding = tokenizer(question, context, truncation="only_second", max_length=32, return_overflowing_tokens=True)
+    encoding = tokenizer(
+        question, context, truncation="only_second", max_length=32, return_overflowing_tokens=True
+    )
     first = tokenizer.encode(question, add_special_tokens=False)
     assert all(len(ids) <= 32 for ids in encoding["input_ids"])
     assert len(encoding["input_ids"]) > 1
@@ -275,7 +277,9 @@ def test_training_from_each_input_kind_gives_the_same_vocabulary(tmp_path):
     from_generator = train_sora_tokenizer((line for line in FIXTURE_LINES), vocab_size=600)
     dataset = datasets.Dataset.from_dict({"id": list(range(len(FIXTURE_LINES))), "body": FIXTURE_LINES})
     from_dataset = train_sora_tokenizer(dataset, vocab_size=600, text_column="body")
-    from_iterable_dataset = train_sora_tokenizer(dataset.to_iterable_dataset(), vocab_size=600, text_column="body")
+    from_iterable_dataset = train_sora_tokenizer(
+        dataset.to_iterable_dataset(), vocab_size=600, text_column="body"
+    )
     for other in (from_path, from_generator, from_dataset, from_iterable_dataset):
         assert other.get_vocab() == from_files.get_vocab()
 
@@ -340,7 +344,16 @@ def test_cli_trains_from_files(tmp_path, capsys):
     second = tmp_path / "more.txt"
     second.write_text("The lamp room is at the top of the tower.\n" * 3, encoding="utf-8")
     output = tmp_path / "tok"
-    argv = ["train-tokenizer", "--files", str(FIXTURE), str(second), "--vocab-size", "400", "--output-dir", str(output)]
+    argv = [
+        "train-tokenizer",
+        "--files",
+        str(FIXTURE),
+        str(second),
+        "--vocab-size",
+        "400",
+        "--output-dir",
+        str(output),
+    ]
     assert cli_main(argv) == 0
     assert "SoraTokenizer" in capsys.readouterr().out
     loaded = AutoTokenizer.from_pretrained(output)
@@ -353,8 +366,19 @@ def test_cli_trains_from_a_saved_dataset(tmp_path):
     dataset = datasets.Dataset.from_dict({"sentence": FIXTURE_LINES})
     datasets.DatasetDict({"train": dataset, "test": dataset.select(range(3))}).save_to_disk(tmp_path / "data")
     output = tmp_path / "tok"
-    argv = ["train-tokenizer", "--dataset-dir", str(tmp_path / "data"), "--text-column", "sentence",
-            "--vocab-size", "500", "--model-max-length", "256", "--output-dir", str(output)]
+    argv = [
+        "train-tokenizer",
+        "--dataset-dir",
+        str(tmp_path / "data"),
+        "--text-column",
+        "sentence",
+        "--vocab-size",
+        "500",
+        "--model-max-length",
+        "256",
+        "--output-dir",
+        str(output),
+    ]
     assert cli_main(argv) == 0
     loaded = SoraTokenizer.from_pretrained(output)
     assert loaded.model_max_length == 256
@@ -365,14 +389,18 @@ def test_cli_trains_from_a_saved_dataset(tmp_path):
     with pytest.raises(ValueError, match="not a folder"):
         cli_main(["train-tokenizer", "--dataset-dir", str(tmp_path / "nope"), "--output-dir", str(output)])
     with pytest.raises(ValueError, match="vocab_size"):
-        cli_main(["train-tokenizer", "--files", str(FIXTURE), "--vocab-size", "100", "--output-dir", str(output)])
+        cli_main(
+            ["train-tokenizer", "--files", str(FIXTURE), "--vocab-size", "100", "--output-dir", str(output)]
+        )
 
 
 def test_cli_requires_exactly_one_source(tmp_path):
     with pytest.raises(SystemExit):
         cli_main(["train-tokenizer", "--output-dir", str(tmp_path)])
     with pytest.raises(SystemExit):
-        cli_main(["train-tokenizer", "--files", str(FIXTURE), "--dataset-dir", str(tmp_path), "--output-dir", "x"])
+        cli_main(
+            ["train-tokenizer", "--files", str(FIXTURE), "--dataset-dir", str(tmp_path), "--output-dir", "x"]
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -429,3 +457,10 @@ class SoraTokenizationTest(_TrainedOnFixture, _common.TokenizerTesterMixin, unit
 
 class SoraTokenizersBackendTest(_TrainedOnFixture, _backend.TokenizersBackendTesterMixin, unittest.TestCase):
     tokenizer_class = SoraTokenizer
+
+
+def test_training_on_a_list_with_very_long_texts():
+    """A long text is not mistaken for a file path (Path.is_file() raises ENAMETOOLONG on it)."""
+    long_text = "word " * 5000
+    tokenizer = train_sora_tokenizer([long_text, "another short text"] * 5, vocab_size=300)
+    assert tokenizer.decode(tokenizer("another short text")["input_ids"], skip_special_tokens=True) == "another short text"

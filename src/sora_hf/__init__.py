@@ -14,6 +14,7 @@ from .modeling_sora import (
     SoraModel,
     SoraPreTrainedModel,
 )
+from .pretrained import packaged_checkpoint_path
 from .registration import register_sora
 from .tokenization_sora import SoraTokenizer, train_sora_tokenizer
 
@@ -32,6 +33,7 @@ __all__ = [
     "SoraModel",
     "SoraPreTrainedModel",
     "SoraTokenizer",
+    "packaged_checkpoint_path",
     "register_sora",
     "train_sora_tokenizer",
 ]

@@ -5,6 +5,8 @@ from huggingface_hub.dataclasses import strict
 from transformers.activations import ACT2FN
 from transformers.configuration_utils import PreTrainedConfig
 
+from .pretrained import resolve_pretrained_name
+
 SIZE_FIELDS = (
     "vocab_size",
     "hidden_size",
@@ -90,6 +92,11 @@ class SoraConfig(PreTrainedConfig):
         self.validate_architecture()
         self.validate_token_ids()
         super().__post_init__(**kwargs)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs) -> "SoraConfig":
+        """Load a config; the name `sora` means the packaged checkpoint."""
+        return super().from_pretrained(resolve_pretrained_name(pretrained_model_name_or_path), *args, **kwargs)
 
     def validate_architecture(self):
         """Raise `ValueError` naming the field when a size, probability or activation is invalid."""

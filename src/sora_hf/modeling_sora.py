@@ -30,6 +30,7 @@ from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from .configuration_sora import SoraConfig
+from .pretrained import resolve_pretrained_name
 
 WORD_EMBEDDINGS = "model.encoder.embeddings.word_embeddings.weight"
 
@@ -314,6 +315,11 @@ class SoraPreTrainedModel(PreTrainedModel):
     # Sequence-level losses are plain means over the micro-batch: Trainer scales them for gradient
     # accumulation. Token-level heads override this and take `num_items_in_batch`.
     accepts_loss_kwargs = False
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """Load weights; the name `sora` means the packaged checkpoint (a local folder `sora` still wins)."""
+        return super().from_pretrained(resolve_pretrained_name(pretrained_model_name_or_path), *args, **kwargs)
 
 
 class SoraEncoder(SoraPreTrainedModel):

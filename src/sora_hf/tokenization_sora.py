@@ -12,6 +12,8 @@ from tokenizers.models import BPE
 from transformers.tokenization_utils_tokenizers import TokenizersBackend
 from transformers.utils import logging
 
+from .pretrained import resolve_pretrained_name
+
 if TYPE_CHECKING:
     import datasets
 
@@ -79,6 +81,11 @@ class SoraTokenizer(TokenizersBackend):
     vocab_files_names = VOCAB_FILES_NAMES
     model_input_names = ["input_ids", "token_type_ids", "attention_mask"]
     model = BPE
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs) -> SoraTokenizer:
+        """Load a tokenizer; the name `sora` means the packaged checkpoint."""
+        return super().from_pretrained(resolve_pretrained_name(pretrained_model_name_or_path), *args, **kwargs)
 
     def __init__(
         self,
@@ -208,6 +215,14 @@ def _iter_dataset_column(dataset: datasets.Dataset | datasets.IterableDataset, t
         yield from batch[text_column]
 
 
+def _is_file(path: Path) -> bool:
+    """`path.is_file()`, False for strings that cannot be paths (too long, NUL bytes): those are texts."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def _as_file_list(source) -> list[Path] | None:
     """The files named by `source`, or None when `source` holds texts."""
     if isinstance(source, os.PathLike):
@@ -217,7 +232,7 @@ def _as_file_list(source) -> list[Path] | None:
     if not all(isinstance(item, (str, os.PathLike)) for item in source):
         return None
     paths = [Path(item) for item in source]
-    exists = [path.is_file() for path in paths]
+    exists = [_is_file(path) for path in paths]
     given_as_paths = any(isinstance(item, os.PathLike) for item in source)
     if all(exists):
         return paths

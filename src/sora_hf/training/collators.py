@@ -63,9 +63,13 @@ class _SoraCollatorBase:
                 "(use SoraTokenizer or train_sora_tokenizer)."
             )
         if pad_to_multiple_of is not None and (
-            isinstance(pad_to_multiple_of, bool) or not isinstance(pad_to_multiple_of, int) or pad_to_multiple_of < 1
+            isinstance(pad_to_multiple_of, bool)
+            or not isinstance(pad_to_multiple_of, int)
+            or pad_to_multiple_of < 1
         ):
-            raise ValueError(f"pad_to_multiple_of must be a positive int or None; got {pad_to_multiple_of!r}.")
+            raise ValueError(
+                f"pad_to_multiple_of must be a positive int or None; got {pad_to_multiple_of!r}."
+            )
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise ValueError(f"seed must be an int or None; got {seed!r}.")
         self.tokenizer = tokenizer
@@ -124,8 +128,14 @@ class DataCollatorForDenoising(_SoraCollatorBase):
         seed: int | None = None,
     ):
         super().__init__(tokenizer, pad_to_multiple_of, seed)
-        if isinstance(mask_span_lambda, bool) or not isinstance(mask_span_lambda, int | float) or mask_span_lambda <= 0:
-            raise ValueError(f"mask_span_lambda (mean span length) must be a positive number; got {mask_span_lambda!r}.")
+        if (
+            isinstance(mask_span_lambda, bool)
+            or not isinstance(mask_span_lambda, int | float)
+            or mask_span_lambda <= 0
+        ):
+            raise ValueError(
+                f"mask_span_lambda (mean span length) must be a positive number; got {mask_span_lambda!r}."
+            )
         _check_probability("infilling_probability", infilling_probability)
         self.mask_span_lambda = float(mask_span_lambda)
         self.infilling_probability = float(infilling_probability)
@@ -140,16 +150,22 @@ class DataCollatorForDenoising(_SoraCollatorBase):
         lengths = [sum(len(sentence) for sentence in chunk) for chunk in chunks]
         to_mask = [round(length * self.infilling_probability) for length in lengths]
         longest = max(lengths)
-        # Enough Poisson draws per row to cover its masking budget (zero-length spans add some slack).
-        draws = max(to_mask) + 8
-        span_lengths = torch.poisson(torch.full((batch_size, draws), self.mask_span_lambda), generator=generator)
-        span_cumsum = span_lengths.long().cumsum(1).tolist()
-        span_lengths = span_lengths.long().tolist()
+        # Enough Poisson span lengths per row to cover its masking budget.
+        draws = int(1.5 * max(to_mask) / self.mask_span_lambda) + 8
+        rates = torch.full((batch_size, draws), self.mask_span_lambda)
+        span_lengths = torch.poisson(rates, generator=generator).long()
+        while (span_lengths.sum(dim=1) < torch.tensor(to_mask)).any():
+            span_lengths = torch.cat([span_lengths, torch.poisson(rates, generator=generator).long()], dim=1)
+        span_cumsum = span_lengths.cumsum(1).tolist()
+        span_lengths = span_lengths.tolist()
         # Random order of the gaps between kept tokens in each row: argsort of uniform keys, padding keys last.
         keys = torch.rand((batch_size, longest + 1), generator=generator)
-        keys[torch.arange(longest + 1) > torch.tensor([n - m for n, m in zip(lengths, to_mask)])[:, None]] = 2.0
+        gap_counts = torch.tensor([length - budget for length, budget in zip(lengths, to_mask)]) + 1
+        keys.masked_fill_(torch.arange(longest + 1) >= gap_counts[:, None], 2.0)
         gap_order = keys.argsort(dim=1).tolist()
-        sentence_keys = torch.rand((batch_size, max(len(chunk) for chunk in chunks)), generator=generator).tolist()
+        sentence_keys = torch.rand(
+            (batch_size, max(len(chunk) for chunk in chunks)), generator=generator
+        ).tolist()
 
         corrupted_rows, original_rows = [], []
         for row, chunk in enumerate(chunks):
@@ -168,13 +184,13 @@ class DataCollatorForDenoising(_SoraCollatorBase):
             count = min(bisect_left(cumsum, budget) + 1, len(cumsum))
             spans = span_lengths[row][:count]
             spans[-1] -= max(0, cumsum[count - 1] - budget)
-            kept = lengths[row] - sum(spans)
             # Each span sits in its own gap between kept tokens, so every <mask> stands for exactly one span
-            # (a zero-length span is a pure insertion).
-            if count <= kept + 1:
+            # (a zero-length span is a pure insertion). More spans than gaps (tiny rows) share gaps.
+            valid_gaps = lengths[row] - budget + 1
+            if count <= valid_gaps:
                 gaps = sorted(gap_order[row][:count])
             else:
-                gaps = sorted(gap_order[row][index % (kept + 1)] for index in range(count))
+                gaps = sorted(gap_order[row][index % valid_gaps] for index in range(count))
             out = [cls]
             position = emitted = 0
             for gap, span in zip(gaps, spans):
@@ -189,9 +205,16 @@ class DataCollatorForDenoising(_SoraCollatorBase):
         return corrupted_rows, original_rows
 
     def __call__(self, examples: Sequence[Mapping]) -> dict[str, torch.Tensor]:
-        if examples and isinstance(examples[0], Mapping) and "sentences" not in examples[0] and "input_ids" in examples[0]:
+        if (
+            examples
+            and isinstance(examples[0], Mapping)
+            and "sentences" not in examples[0]
+            and "input_ids" in examples[0]
+        ):
             special = {self.cls_token_id, self.sep_token_id, self.pad_token_id}
-            examples = [{"sentences": [[i for i in example["input_ids"] if i not in special]]} for example in examples]
+            examples = [
+                {"sentences": [[i for i in example["input_ids"] if i not in special]]} for example in examples
+            ]
         chunks = _read_chunks(examples)
         corrupted, original = self.corrupt(chunks, self.generator())
         input_ids, valid = self.pad(corrupted, self.pad_token_id)
@@ -253,22 +276,35 @@ class DataCollatorForSoraPretraining(_SoraCollatorBase):
         self.denoising = denoising
         self.denoiser = (
             DataCollatorForDenoising(
-                tokenizer, mask_span_lambda, infilling_probability, permute_sentences, pad_to_multiple_of, seed
+                tokenizer,
+                mask_span_lambda,
+                infilling_probability,
+                permute_sentences,
+                pad_to_multiple_of,
+                seed,
             )
             if denoising
             else None
         )
-        special_ids = set(tokenizer.all_special_ids) | {self.pad_token_id, self.cls_token_id, self.sep_token_id}
+        special_ids = set(tokenizer.all_special_ids) | {
+            self.pad_token_id,
+            self.cls_token_id,
+            self.sep_token_id,
+        }
         self.is_special = torch.zeros(self.vocab_size, dtype=torch.bool)
         self.is_special[sorted(special_ids)] = True
         # Random replacements come from the regular vocabulary, after the reserved special ids.
         self.first_regular_id = max(special_ids) + 1
         if self.first_regular_id >= self.vocab_size:
-            raise ValueError("The tokenizer has no regular tokens after its special tokens: nothing to sample from.")
+            raise ValueError(
+                "The tokenizer has no regular tokens after its special tokens: nothing to sample from."
+            )
         self.is_word_start = None
         if whole_word_masking:
             tokens = tokenizer.convert_ids_to_tokens(list(range(self.vocab_size)))
-            self.is_word_start = torch.tensor([token is not None and token.startswith("Ġ") for token in tokens])
+            self.is_word_start = torch.tensor(
+                [token is not None and token.startswith("Ġ") for token in tokens]
+            )
             self.is_word_start |= self.is_special
 
     def next_sentence_pairs(
@@ -343,7 +379,9 @@ class DataCollatorForSoraPretraining(_SoraCollatorBase):
             & ~replace_with_mask
             & (decisions < self.mask_replace_probability + self.random_replace_probability)
         )
-        random_ids = torch.randint(self.first_regular_id, self.vocab_size, (batch_size, width), generator=generator)
+        random_ids = torch.randint(
+            self.first_regular_id, self.vocab_size, (batch_size, width), generator=generator
+        )
         masked = torch.where(replace_with_mask, self.mask_token_id, input_ids)
         masked = torch.where(replace_with_random, random_ids, masked)
         return masked, labels

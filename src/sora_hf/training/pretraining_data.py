@@ -56,7 +56,9 @@ def _tokenize_and_pack(batch: dict[str, list], tokenizer, text_column: str, budg
         sentences = split_sentences(text or "")
         # Byte-level BPE without a prefix space: a sentence after the first keeps the space that preceded it in the
         # running text, so its first word is encoded as a word-initial ("Ġ") token, as inside the document.
-        flat_sentences.extend(sentence if index == 0 else " " + sentence for index, sentence in enumerate(sentences))
+        flat_sentences.extend(
+            sentence if index == 0 else " " + sentence for index, sentence in enumerate(sentences)
+        )
         counts.append(len(sentences))
     token_ids = tokenizer(flat_sentences, add_special_tokens=False)["input_ids"] if flat_sentences else []
     chunks_out: list[list[list[int]]] = []
@@ -93,7 +95,11 @@ def prepare_pretraining_dataset(
             f"prepare_pretraining_dataset expects a datasets.Dataset or DatasetDict, got {type(dataset).__name__}: "
             "wrap texts with datasets.Dataset.from_dict({'text': texts})."
         )
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length <= SPECIAL_TOKENS_PER_PAIR:
+    if (
+        isinstance(max_length, bool)
+        or not isinstance(max_length, int)
+        or max_length <= SPECIAL_TOKENS_PER_PAIR
+    ):
         raise ValueError(
             f"max_length must be an int above {SPECIAL_TOKENS_PER_PAIR} (room for <s> A </s> B </s>); got {max_length!r}."
         )
@@ -108,7 +114,10 @@ def prepare_pretraining_dataset(
             )
     column_names = next(iter(splits)).column_names if splits else []
     features = datasets.Features(
-        {"sentences": datasets.List(datasets.List(datasets.Value("int32"))), "length": datasets.Value("int32")}
+        {
+            "sentences": datasets.List(datasets.List(datasets.Value("int32"))),
+            "length": datasets.Value("int32"),
+        }
     )
     return dataset.map(
         _tokenize_and_pack,
@@ -117,7 +126,11 @@ def prepare_pretraining_dataset(
         num_proc=num_proc if num_proc > 1 else None,
         remove_columns=column_names,
         features=features,
-        fn_kwargs={"tokenizer": tokenizer, "text_column": text_column, "budget": max_length - SPECIAL_TOKENS_PER_PAIR},
+        fn_kwargs={
+            "tokenizer": tokenizer,
+            "text_column": text_column,
+            "budget": max_length - SPECIAL_TOKENS_PER_PAIR,
+        },
         desc="Splitting, tokenizing and packing sentences",
     )
 
