@@ -84,7 +84,9 @@ class SoraModelTester:
             inputs_dict["decoder_input_ids"] = decoder_input_ids
             inputs_dict["decoder_attention_mask"] = torch.ones_like(decoder_input_ids)
         else:
-            inputs_dict["token_type_ids"] = ids_tensor([self.batch_size, self.seq_length], self.type_vocab_size)
+            inputs_dict["token_type_ids"] = ids_tensor(
+                [self.batch_size, self.seq_length], self.type_vocab_size
+            )
         return config, inputs_dict
 
 
@@ -94,7 +96,8 @@ class SoraMappingPatch:
     def setUp(self):
         super().setUp()
         self._patches = [
-            mock.patch.dict(getattr(modeling_auto, table), {"sora": name}) for table, name in SORA_MAPPING_NAMES.items()
+            mock.patch.dict(getattr(modeling_auto, table), {"sora": name})
+            for table, name in SORA_MAPPING_NAMES.items()
         ]
         for patch in self._patches:
             patch.start()
@@ -120,7 +123,9 @@ class SoraEncoderModelTest(SoraMappingPatch, ModelTesterMixin, unittest.TestCase
     def setUp(self):
         super().setUp()
         self.model_tester = SoraModelTester(self)
-        self.config_tester = ConfigTester(self, config_class=SoraConfig, hidden_size=37, num_attention_heads=1)
+        self.config_tester = ConfigTester(
+            self, config_class=SoraConfig, hidden_size=37, num_attention_heads=1
+        )
 
     def _prepare_for_class(self, inputs_dict, model_class, return_labels=False):
         inputs_dict = super()._prepare_for_class(inputs_dict, model_class, return_labels=return_labels)

@@ -48,8 +48,19 @@ def _download_and_extract(target: Path) -> None:
     archive = CACHE_DIR / f"transformers-{version}.tar.gz"
     if not archive.exists():
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", f"transformers=={version}",
-             "--no-binary", ":all:", "--no-deps", "-d", str(CACHE_DIR)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                f"transformers=={version}",
+                "--no-binary",
+                ":all:",
+                "--no-deps",
+                "-d",
+                str(CACHE_DIR),
+            ],
             check=True,
         )
     staging = target.with_suffix(".partial")
@@ -58,8 +69,8 @@ def _download_and_extract(target: Path) -> None:
     prefix = f"transformers-{version}/tests/"
     with tarfile.open(archive) as tar:
         for member in tar.getmembers():
-            if member.isfile() and member.name.startswith(prefix) and "/" not in member.name[len(prefix):]:
-                member.name = member.name[len(prefix):]
+            if member.isfile() and member.name.startswith(prefix) and "/" not in member.name[len(prefix) :]:
+                member.name = member.name[len(prefix) :]
                 tar.extract(member, staging, filter="data")
     (staging / "__init__.py").write_text("")
     for relative, text in _STAND_INS.items():

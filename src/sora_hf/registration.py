@@ -22,6 +22,7 @@ from .modeling_sora import (
     SoraForTokenClassification,
     SoraModel,
 )
+from .pipelines import register_sora_pipelines
 from .tokenization_sora import SoraTokenizer
 
 AUTO_MODELS = {
@@ -52,9 +53,10 @@ def register_peft_defaults() -> None:
 
 
 def register_sora() -> None:
-    """Register config, models and tokenizer; safe to call more than once."""
+    """Register config, models, tokenizer, pipelines and peft defaults; safe to call more than once."""
     AutoConfig.register("sora", SoraConfig, exist_ok=True)
     for auto_class, model_class in AUTO_MODELS.items():
         auto_class.register(SoraConfig, model_class, exist_ok=True)
     AutoTokenizer.register(SoraConfig, tokenizer_class=SoraTokenizer, exist_ok=True)
     register_peft_defaults()
+    register_sora_pipelines()

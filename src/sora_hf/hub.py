@@ -1,0 +1,479 @@
+"""Share Sora models through the Hugging Face Hub: model cards from Trainer runs, folder push and pull.
+
+Everything goes through `huggingface_hub` (`HfApi`, `snapshot_download`, `ModelCard`); `HF_ENDPOINT` decides
+which Hub is used, so the same code talks to huggingface.co or to the local test server.
+"""
+
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import (
+    CommitInfo,
+    CommitOperationAdd,
+    EvalResult,
+    HfApi,
+    ModelCard,
+    ModelCardData,
+    get_token,
+    snapshot_download,
+)
+from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+try:  # the transport library of huggingface_hub 2.x (httpx before that)
+    import httpx2 as _httpx
+except ImportError:  # pragma: no cover - depends on the installed huggingface_hub
+    import httpx as _httpx
+
+DEFAULT_TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "model_cards" / "template.md"
+
+# Head class suffix -> (pipeline task, Auto class to load it with).
+HEAD_TASKS = {
+    "ForSequenceClassification": ("text-classification", "AutoModelForSequenceClassification"),
+    "ForTokenClassification": ("token-classification", "AutoModelForTokenClassification"),
+    "ForQuestionAnswering": ("question-answering", "AutoModelForQuestionAnswering"),
+    "ForConditionalGeneration": ("text2text-generation", "AutoModelForSeq2SeqLM"),
+    "ForMaskedLM": ("fill-mask", "AutoModelForMaskedLM"),
+    "ForPreTraining": ("fill-mask", "AutoModelForPreTraining"),
+}
+TASK_AUTO_CLASSES = {task: auto_class for task, auto_class in HEAD_TASKS.values()}
+TASK_AUTO_CLASSES.update(translation="AutoModelForSeq2SeqLM", summarization="AutoModelForSeq2SeqLM")
+
+# Trainer log keys that are bookkeeping, not results.
+_NOT_METRICS = ("runtime", "samples_per_second", "steps_per_second", "epoch", "step", "total_flos")
+_METRIC_PREFIXES = ("eval_", "test_", "predict_")
+# Folders the Hub refuses to store (git internals, huggingface_hub's download bookkeeping).
+_SKIPPED_FOLDERS = {".git", ".cache"}
+
+
+def _as_list(value: str | Sequence[str] | None) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return None
+
+
+def _metric_name(key: str) -> str | None:
+    """`eval_accuracy` -> `accuracy`; None for bookkeeping (`eval_runtime`, `epoch`) and training summaries."""
+    if key.startswith("train_"):
+        return None
+    name = key
+    for prefix in _METRIC_PREFIXES:
+        if key.startswith(prefix):
+            name = key[len(prefix) :]
+            break
+    return None if name in _NOT_METRICS else name
+
+
+def infer_task(model: Any) -> str | None:
+    """Pipeline task of a model from its head class (`SoraForSequenceClassification` -> `text-classification`)."""
+    if model is None:
+        return None
+    if hasattr(model, "get_base_model"):  # a peft model: look at the wrapped transformers model
+        model = model.get_base_model()
+    names = [type(model).__name__, *(getattr(getattr(model, "config", None), "architectures", None) or [])]
+    for name in names:
+        for suffix, (task, _) in HEAD_TASKS.items():
+            if name.endswith(suffix):
+                return task
+    return None
+
+
+def final_eval_metrics(log_history: list[dict]) -> dict[str, float]:
+    """The metrics of the last evaluation in a Trainer's `state.log_history` (empty when none ran)."""
+    for entry in reversed(log_history):
+        if "eval_loss" in entry or any(key.startswith("eval_") for key in entry):
+            return {key: value for key, value in entry.items() if key.startswith("eval_")}
+    return {}
+
+
+def eval_results_from_metrics(
+    metrics: dict[str, Any],
+    *,
+    task_type: str,
+    dataset_type: str,
+    dataset_name: str,
+    dataset_config: str | None = None,
+    dataset_split: str | None = None,
+) -> list[EvalResult]:
+    """One model-index `EvalResult` per numeric metric; losses and timings stay out of the index."""
+    results = []
+    for key, value in metrics.items():
+        name = _metric_name(key)
+        if name is None or name == "loss" or isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        results.append(
+            EvalResult(
+                task_type=task_type,
+                dataset_type=dataset_type,
+                dataset_name=dataset_name,
+                dataset_config=dataset_config,
+                dataset_split=dataset_split,
+                metric_type=name,
+                metric_name=name,
+                metric_value=float(value),
+            )
+        )
+    return results
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def _markdown_table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(":---:" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_format_value(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _epoch(entry: dict) -> str:
+    return f"{entry['epoch']:.2f}".rstrip("0").rstrip(".") if "epoch" in entry else ""
+
+
+def training_results_table(log_history: list[dict]) -> str:
+    """A markdown table of a Trainer log: one row per evaluation, or per training log when none ran."""
+    eval_entries = [entry for entry in log_history if "eval_loss" in entry]
+    if not eval_entries:
+        rows = [[e["loss"], _epoch(e), e.get("step", "")] for e in log_history if "loss" in e]
+        return _markdown_table(["Training Loss", "Epoch", "Step"], rows) if rows else ""
+    metric_keys = [key for key in eval_entries[-1] if _metric_name(key) not in (None, "loss")]
+    header = [
+        "Training Loss",
+        "Epoch",
+        "Step",
+        "Validation Loss",
+        *(_metric_name(key) for key in metric_keys),
+    ]
+    rows, last_train_loss = [], "No log"
+    for entry in log_history:
+        if "loss" in entry:
+            last_train_loss = entry["loss"]
+        elif "eval_loss" in entry:
+            row = [last_train_loss, _epoch(entry), entry.get("step", ""), entry["eval_loss"]]
+            rows.append(row + [entry.get(key, "") for key in metric_keys])
+    return _markdown_table(header, rows)
+
+
+def hyperparameters_from_args(args: Any) -> dict[str, Any]:
+    """The training hyperparameters worth reporting from a `TrainingArguments`."""
+    if args is None:
+        return {}
+    params: dict[str, Any] = {
+        "learning_rate": args.learning_rate,
+        "train_batch_size": args.per_device_train_batch_size,
+        "eval_batch_size": args.per_device_eval_batch_size,
+        "seed": args.seed,
+    }
+    if args.gradient_accumulation_steps > 1:
+        params["gradient_accumulation_steps"] = args.gradient_accumulation_steps
+        params["total_train_batch_size"] = (
+            args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+        )
+    params["optimizer"] = str(getattr(args.optim, "value", args.optim))
+    params["lr_scheduler_type"] = str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type))
+    if args.warmup_steps:
+        params["warmup_steps"] = args.warmup_steps
+    if args.weight_decay:
+        params["weight_decay"] = args.weight_decay
+    if args.max_steps and args.max_steps > 0:
+        params["training_steps"] = args.max_steps
+    else:
+        params["num_epochs"] = args.num_train_epochs
+    if args.bf16 or args.fp16:
+        params["mixed_precision_training"] = "bf16" if args.bf16 else "fp16"
+    return params
+
+
+def write_model_card(
+    trainer_or_args: Any = None,
+    output_dir: str | os.PathLike | None = None,
+    *,
+    model: Any = None,
+    log_history: list[dict] | None = None,
+    metrics: dict[str, Any] | None = None,
+    model_name: str | None = None,
+    repo_id: str | None = None,
+    language: str | list[str] | None = None,
+    license: str | None = None,
+    tags: str | list[str] | None = None,
+    finetuned_from: str | None = None,
+    tasks: str | list[str] | None = None,
+    dataset_tags: str | list[str] | None = None,
+    dataset: str | list[str] | None = None,
+    dataset_args: str | list[str] | None = None,
+    dataset_split: str | None = None,
+    model_description: str | None = None,
+    template_path: str | os.PathLike | None = None,
+) -> ModelCard:
+    """Write `README.md` (metadata, model-index results, hyperparameters, training log) for a Trainer run.
+
+    `trainer_or_args` is a `Trainer` (model, `args` and `state.log_history` are read from it) or a
+    `TrainingArguments` (pass `model` and `log_history` yourself). `metrics` (e.g. what `trainer.evaluate()`
+    returned) go into the model index; without them the last evaluation in the log is used. The keywords from
+    `language` to `dataset_args` mean what they mean in `Trainer.create_model_card`, so a Trainer subclass can
+    forward its keywords: `write_model_card(self, self.args.output_dir, **kwargs)`.
+    """
+    args = getattr(trainer_or_args, "args", trainer_or_args)
+    if args is not None and not hasattr(args, "learning_rate"):
+        raise ValueError(
+            f"write_model_card got {type(trainer_or_args).__name__} as trainer_or_args: pass a transformers "
+            "Trainer, a TrainingArguments, or None with model/log_history/metrics as keywords."
+        )
+    if hasattr(trainer_or_args, "state"):
+        model = model if model is not None else trainer_or_args.model
+        log_history = log_history if log_history is not None else trainer_or_args.state.log_history
+    log_history = list(log_history or [])
+    output_dir = output_dir if output_dir is not None else getattr(args, "output_dir", None)
+    if not output_dir:
+        raise ValueError(
+            "write_model_card needs an output_dir: pass one, or a Trainer/TrainingArguments that has it."
+        )
+    output_dir = Path(output_dir)
+    if template_path is not None and not Path(template_path).is_file():
+        raise ValueError(
+            f"No model card template at {template_path}: pass template_path=<a jinja2 markdown file>."
+        )
+    if template_path is None and DEFAULT_TEMPLATE_PATH.is_file():
+        template_path = DEFAULT_TEMPLATE_PATH
+    # Installed from a wheel, model_cards/ is not there: huggingface_hub's default template is used instead.
+
+    hub_model_id = getattr(args, "hub_model_id", None)
+    repo_id = repo_id or hub_model_id or model_name or output_dir.resolve().name
+    model_name = model_name or repo_id.split("/")[-1]
+    if finetuned_from is None and model is not None:
+        name_or_path = getattr(getattr(model, "config", None), "_name_or_path", "") or ""
+        # Only a Hub repo id names a base model; a local folder means nothing to a reader of the card.
+        if name_or_path.count("/") == 1 and not Path(name_or_path).exists():
+            finetuned_from = name_or_path
+
+    task_list = _as_list(tasks) or _as_list(infer_task(model))
+    task = task_list[0] if task_list else None
+    datasets_, dataset_ids, configs = _as_list(dataset), _as_list(dataset_tags), _as_list(dataset_args)
+
+    explicit_metrics = metrics is not None
+    metrics = dict(metrics) if metrics is not None else final_eval_metrics(log_history)
+    eval_results = None
+    if metrics and (datasets_ or dataset_ids) and task:
+        eval_results = (
+            eval_results_from_metrics(
+                metrics,
+                task_type=task,
+                dataset_type=(dataset_ids or datasets_)[0],
+                dataset_name=(datasets_ or dataset_ids)[0],
+                dataset_config=configs[0] if configs else None,
+                dataset_split=dataset_split,
+            )
+            or None
+        )
+    elif explicit_metrics and metrics and not (datasets_ or dataset_ids):
+        raise ValueError(
+            "write_model_card got metrics but no dataset: each model-index result names the dataset it was "
+            "measured on, so pass dataset=... (and dataset_tags=... for its Hub id)."
+        )
+    elif explicit_metrics and metrics:
+        raise ValueError(
+            "write_model_card got metrics but could not tell the task from the model: pass tasks=..., e.g. "
+            "tasks='text-classification'."
+        )
+
+    is_peft = model is not None and hasattr(model, "peft_config")
+    all_tags = list(
+        dict.fromkeys(
+            ["sora", "sora_hf", *_as_list(tags)] + (["generated_from_trainer"] if log_history else [])
+        )
+    )
+    card_data = ModelCardData(
+        language=language,
+        license=license or "apache-2.0",
+        library_name="peft" if is_peft else "transformers",
+        tags=all_tags,
+        base_model=finetuned_from,
+        datasets=(dataset_ids or datasets_) or None,
+        pipeline_tag=task,
+        model_name=model_name,
+        eval_results=eval_results,
+    )
+
+    results_rows = [
+        [_metric_name(k), v]
+        for k, v in metrics.items()
+        if _metric_name(k) and isinstance(v, int | float) and not isinstance(v, bool)
+    ]
+    dataset_names = ", ".join(datasets_ or dataset_ids)
+    frameworks = ("sora_hf", "transformers", "torch", "tokenizers", "datasets", "peft", "huggingface_hub")
+    card = ModelCard.from_template(
+        card_data,
+        template_path=str(template_path) if template_path is not None else None,
+        model_name=model_name,
+        repo_id=repo_id,
+        model_description=model_description,
+        base_model=finetuned_from,
+        dataset_names=dataset_names,
+        auto_class=TASK_AUTO_CLASSES.get(task, "AutoModel"),
+        results_table=_markdown_table(["metric", "value"], results_rows) if results_rows else "",
+        eval_dataset=f"the {dataset_split} split of {dataset_names}" if dataset_split else dataset_names,
+        hyperparameters=hyperparameters_from_args(args),
+        training_table=training_results_table(log_history),
+        framework_versions={name: v for name in frameworks if (v := _version(name)) is not None},
+    )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    card.save(output_dir / "README.md")
+    return card
+
+
+# ---- push and pull ------------------------------------------------------------------------------------
+
+
+def resolve_token(token: str | None) -> str:
+    """The token to write with: `token`, else `HF_TOKEN`, else the one saved by `hf auth login`."""
+    token = token or get_token()
+    if not token:
+        raise ValueError(
+            "No Hugging Face token: pushing needs a token with write access. Pass --token/token=..., set "
+            "HF_TOKEN, or run `hf auth login`."
+        )
+    return token
+
+
+def check_token(api: HfApi, token: str) -> str:
+    """Ask the Hub who owns `token`; a clear ValueError when the Hub rejects it."""
+    try:
+        return api.whoami(token=token)["name"]
+    except HfHubHTTPError as err:
+        if err.response is not None and err.response.status_code == 401:
+            raise ValueError(
+                f"The Hub at {api.endpoint} rejected the token (401 Unauthorized): it is invalid or revoked. "
+                "Create a new token with write access and pass it with --token or HF_TOKEN."
+            ) from err
+        raise
+
+
+def _connection_error(
+    action: str, repo_id: str, endpoint: str, err: Exception, advice: str
+) -> ConnectionError:
+    return ConnectionError(
+        f"Lost the connection to the Hub at {endpoint} while {action} {repo_id!r} ({err!r}). {advice}"
+    )
+
+
+def push_folder(
+    folder: str | os.PathLike,
+    repo_id: str,
+    *,
+    token: str | None = None,
+    private: bool | None = None,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    create: bool = True,
+    endpoint: str | None = None,
+) -> CommitInfo:
+    """Upload every file of `folder` to `repo_id` in one commit (creating the repo, and the branch `revision`).
+
+    One `create_commit` call carries every file, and the Hub applies a commit whole or not at all: after a lost
+    connection nothing half-written is on the Hub and the same call can be repeated. (`upload_folder` in
+    huggingface_hub 2.x may split a folder into several commits and retries the commit call by itself.)
+    The local folder is only read.
+    """
+    folder = Path(folder)
+    files = (
+        [
+            path
+            for path in sorted(folder.rglob("*"))
+            if path.is_file() and not set(path.relative_to(folder).parts) & _SKIPPED_FOLDERS
+        ]
+        if folder.is_dir()
+        else []
+    )
+    if not files:
+        raise ValueError(
+            f"--folder {folder} is not a folder with files in it: pass the folder save_pretrained wrote."
+        )
+    token = resolve_token(token)
+    api = HfApi(endpoint=endpoint, token=token)
+    try:
+        check_token(api, token)
+        if create:
+            repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        else:
+            api.repo_info(repo_id)
+        if revision and revision != "main":
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        operations = [
+            CommitOperationAdd(path_in_repo=path.relative_to(folder).as_posix(), path_or_fileobj=path)
+            for path in files
+        ]
+        return api.create_commit(
+            repo_id=repo_id,
+            operations=operations,
+            revision=revision,
+            commit_message=commit_message or f"Upload {folder.name} with sora-hf",
+        )
+    except RepositoryNotFoundError as err:
+        err.append_to_message(f"\nThe repo {repo_id!r} does not exist, or this token cannot see it.")
+        raise
+    except _httpx.TransportError as err:
+        raise _connection_error(
+            "pushing to",
+            repo_id,
+            api.endpoint,
+            err,
+            "Commits land whole or not at all, so nothing half-written is on the Hub; run the same push again.",
+        ) from err
+
+
+def pull_repo(
+    repo_id: str,
+    local_dir: str | os.PathLike,
+    *,
+    revision: str | None = None,
+    token: str | None = None,
+    endpoint: str | None = None,
+    max_workers: int = 8,
+) -> Path:
+    """Download every file of `repo_id` at `revision` into `local_dir`, which appears only once complete."""
+    local_dir = Path(local_dir)
+    if local_dir.exists() and (not local_dir.is_dir() or any(local_dir.iterdir())):
+        raise ValueError(
+            f"--local-dir {local_dir} already exists and is not empty: pass a new or empty folder."
+        )
+    local_dir.parent.mkdir(parents=True, exist_ok=True)
+    # Download next to the target and rename at the end: a failed pull leaves nothing at `local_dir`.
+    staging = Path(tempfile.mkdtemp(prefix=f".{local_dir.name}.partial-", dir=local_dir.parent))
+    try:
+        snapshot_download(
+            repo_id,
+            revision=revision,
+            local_dir=staging,
+            token=token,
+            endpoint=endpoint,
+            max_workers=max_workers,
+        )
+        shutil.rmtree(staging / ".cache", ignore_errors=True)  # download bookkeeping, not repo content
+        os.replace(staging, local_dir)
+    except RepositoryNotFoundError as err:
+        err.append_to_message(f"\nThe repo {repo_id!r} does not exist, or this token cannot see it.")
+        raise
+    except (_httpx.TransportError, LocalEntryNotFoundError) as err:
+        raise _connection_error(
+            "pulling",
+            repo_id,
+            endpoint or HfApi().endpoint,
+            err,
+            f"Nothing was written to {local_dir}; run the same pull again.",
+        ) from err
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return local_dir
