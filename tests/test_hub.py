@@ -21,13 +21,12 @@ from peft import AutoPeftModelForSequenceClassification, LoraConfig, TaskType, g
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
-    Trainer,
     TrainingArguments,
     pipeline,
 )
 
 from sora_hf import SoraConfig, SoraForSequenceClassification, train_sora_tokenizer
-from sora_hf.hub import write_model_card
+from sora_hf.training.trainer import SoraTrainer
 
 REPO = "sora-tester/tiny-sora-classifier"
 ADAPTER_REPO = "sora-tester/tiny-sora-classifier-lora"
@@ -173,14 +172,6 @@ def test_private_repo_needs_the_token(published, hub_home):
     assert torch.equal(logits(model.eval(), published["batch"]), logits(published["v1"], published["batch"]))
 
 
-class CardTrainer(Trainer):
-    """What `SoraTrainer` does: its model card comes from `sora_hf.hub.write_model_card`."""
-
-    def create_model_card(self, **kwargs) -> None:
-        if self.is_world_process_zero():
-            write_model_card(self, self.args.output_dir, **kwargs)
-
-
 def test_trainer_push_to_hub_with_model_card(published, tmp_path):
     tokenizer = published["tokenizer"]
     model = tiny_model(tokenizer, seed=3).train()
@@ -213,7 +204,7 @@ def test_trainer_push_to_hub_with_model_card(published, tmp_path):
         hub_strategy="end",
         seed=0,
     )
-    trainer = CardTrainer(
+    trainer = SoraTrainer(
         model=model,
         args=args,
         train_dataset=data,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from itertools import chain
@@ -83,12 +84,16 @@ class _SoraCollatorBase:
         self._generator: torch.Generator | None = None
         self._generator_worker: int | None = None
 
-    def generator(self) -> torch.Generator | None:
-        """The collator's own generator when seeded (one stream per DataLoader worker), else torch's global RNG."""
-        # Unseeded, torch's global RNG is used on purpose: Trainer seeds it, checkpoints it and restores it on
-        # resume, and every DataLoader worker gets its own seed.
+    def generator(self, chunks: list[list[list[int]]]) -> torch.Generator:
+        """The collator's own generator when seeded (one stream per DataLoader worker); unseeded, a generator
+        seeded by the batch's tokens and torch's initial seed."""
         if self.seed is None:
-            return None
+            # A pure function of (Trainer's seed, batch content): a resumed run draws the same masks as the
+            # uninterrupted one (Trainer restores the global RNG only after fetching the first resumed batch),
+            # and reshuffled batches get fresh masks every epoch.
+            digest = hashlib.blake2b(repr(chunks).encode(), digest_size=8)
+            digest.update(torch.initial_seed().to_bytes(8, "little", signed=False))
+            return torch.Generator().manual_seed(int.from_bytes(digest.digest(), "little") >> 1)
         worker = torch.utils.data.get_worker_info()
         worker_id = -1 if worker is None else worker.id
         if self._generator is None or self._generator_worker != worker_id:
@@ -216,7 +221,7 @@ class DataCollatorForDenoising(_SoraCollatorBase):
                 {"sentences": [[i for i in example["input_ids"] if i not in special]]} for example in examples
             ]
         chunks = _read_chunks(examples)
-        corrupted, original = self.corrupt(chunks, self.generator())
+        corrupted, original = self.corrupt(chunks, self.generator(chunks))
         input_ids, valid = self.pad(corrupted, self.pad_token_id)
         labels, _ = self.pad(original, IGNORE_INDEX)
         return {"input_ids": input_ids, "attention_mask": valid.long(), "labels": labels}
@@ -388,7 +393,7 @@ class DataCollatorForSoraPretraining(_SoraCollatorBase):
 
     def __call__(self, examples: Sequence[Mapping]) -> dict[str, torch.Tensor]:
         chunks = _read_chunks(examples)
-        generator = self.generator()
+        generator = self.generator(chunks)
         rows, first_lengths, nsp_labels = self.next_sentence_pairs(chunks, generator)
         input_ids, valid = self.pad(rows, self.pad_token_id)
         largest = int(input_ids.max())

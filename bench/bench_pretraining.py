@@ -1,0 +1,110 @@
+"""One pretraining step (MLM + NSP) of Sora vs BertForPreTraining of identical size, same run.
+
+    python bench/bench_pretraining.py [--repeats 5] [--steps 3] [--output-dir bench/results]
+
+Rows: BERT fp32, Sora fp32, Sora with bf16 autocast (both CPU). Ratios are against BERT fp32 in the same
+run. Also prints Sora's achieved model FLOP/s as a fraction of the bf16 matmul rate torch reaches on a large
+product (4096^3) measured in the same run. Writes `pretraining.json` and `pretraining.png`.
+"""
+
+import argparse
+import contextlib
+import json
+import statistics
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from bench_encoder import BATCH, SEQ, SIZE, make_batch, make_models  # noqa: E402
+
+
+def step_tokens_per_second(model, optimizer, batch, steps: int, bf16: bool) -> float:
+    model.train()
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    start = time.perf_counter()
+    for _ in range(steps):
+        with autocast:
+            loss = model(**batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return steps * BATCH * SEQ / (time.perf_counter() - start)
+
+
+def bf16_matmul_flops(size: int = 4096, repeats: int = 3) -> float:
+    """Best FLOP/s of a size^3 bf16 matrix product."""
+    a = torch.randn(size, size, dtype=torch.bfloat16)
+    b = torch.randn(size, size, dtype=torch.bfloat16)
+    torch.matmul(a, b)
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.matmul(a, b)
+        best = max(best, 2 * size**3 / (time.perf_counter() - start))
+    return best
+
+
+def sora_training_flops_per_token(masked_fraction: float) -> float:
+    """Model FLOPs of one training token (forward + backward = 3x forward), counting only matmuls."""
+    hidden, layers, inner, vocab = SIZE["hidden_size"], SIZE["num_hidden_layers"], SIZE["intermediate_size"], SIZE["vocab_size"]
+    per_layer = 2 * (4 * hidden * hidden + 2 * hidden * inner) + 2 * 2 * SEQ * hidden  # projections + attention
+    lm_head = masked_fraction * 2 * (hidden * hidden + hidden * vocab)  # sparse prediction: masked tokens only
+    return 3 * (layers * per_layer + lm_head)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--output-dir", default="bench/results")
+    args = parser.parse_args()
+
+    models, batch = make_models(), make_batch()
+    masked_fraction = float((batch["labels"] != -100).float().mean())
+    runs = {"BERT fp32": ("BERT", False), "Sora fp32": ("Sora", False), "Sora bf16 autocast": ("Sora", True)}
+    optimizers = {name: torch.optim.AdamW(model.parameters(), lr=1e-4) for name, model in models.items()}
+    for run, (name, bf16) in runs.items():  # warm-up
+        step_tokens_per_second(models[name], optimizers[name], batch, 1, bf16)
+
+    samples = {run: [] for run in runs}
+    for _ in range(args.repeats):
+        for run, (name, bf16) in runs.items():
+            samples[run].append(step_tokens_per_second(models[name], optimizers[name], batch, args.steps, bf16))
+    median = {run: statistics.median(values) for run, values in samples.items()}
+    peak = bf16_matmul_flops()
+    sora_flops = median["Sora bf16 autocast"] * sora_training_flops_per_token(masked_fraction)
+
+    print("| pretraining step | tokens/s | vs BERT fp32 |")
+    print("|---|---:|---:|")
+    for run, value in median.items():
+        print(f"| {run} | {value:,.0f} | {value / median['BERT fp32']:.2f} |")
+    print(f"\nbf16 matmul rate (4096^3): {peak / 1e9:,.0f} GFLOP/s; Sora bf16 achieved {sora_flops / 1e9:,.0f} "
+          f"GFLOP/s of model FLOPs = {sora_flops / peak:.1%} of it")
+
+    results = {
+        "setup": {**SIZE, "batch": BATCH, "sequence": SEQ, "masked_fraction": masked_fraction,
+                  "threads": torch.get_num_threads(), "repeats": args.repeats, "steps_per_repeat": args.steps},
+        "tokens_per_second": median,
+        "ratio_vs_bert_fp32": {run: value / median["BERT fp32"] for run, value in median.items()},
+        "bf16_matmul_flops": peak,
+        "sora_bf16_model_flops": sora_flops,
+        "sora_bf16_fraction_of_matmul_rate": sora_flops / peak,
+    }
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "pretraining.json").write_text(json.dumps(results, indent=2))
+    figure, axis = plt.subplots(figsize=(6, 3.5))
+    axis.bar(list(median), list(median.values()), color=["tab:gray", "tab:blue", "tab:green"])
+    axis.set_ylabel("training tokens / s (median)")
+    axis.set_title("one MLM + NSP pretraining step, hidden 256 x 4 layers")
+    figure.tight_layout()
+    figure.savefig(output_dir / "pretraining.png", dpi=120)
+    print(f"wrote {output_dir / 'pretraining.json'} and {output_dir / 'pretraining.png'}")
+
+
+if __name__ == "__main__":
+    main()

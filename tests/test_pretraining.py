@@ -1,0 +1,100 @@
+"""Pretraining through Trainer: the loss goes down, and an interrupted run resumes onto the same curve."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from sora_hf import SoraConfig, SoraForPreTraining, train_sora_tokenizer
+from sora_hf.training.collators import DataCollatorForSoraPretraining
+from sora_hf.training.pretraining import evaluate_pretraining
+from sora_hf.training.pretraining_data import prepare_pretraining_dataset
+
+FIXTURE = Path(__file__).parent / "fixtures" / "sample_text.txt"
+
+
+@pytest.fixture(scope="module")
+def tokenizer_and_chunks():
+    paragraphs = [p.strip() for p in FIXTURE.read_text().split("\n\n") if p.strip()]
+    documents = Dataset.from_dict({"text": paragraphs * 4})
+    tokenizer = train_sora_tokenizer((text for text in paragraphs), vocab_size=400)
+    chunks = prepare_pretraining_dataset(documents, tokenizer, max_length=48)
+    return tokenizer, chunks
+
+
+def tiny_model(tokenizer) -> SoraForPreTraining:
+    torch.manual_seed(0)
+    config = SoraConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        decoder_layers=1,
+        is_encoder_decoder=True,
+        max_position_embeddings=64,
+    )
+    return SoraForPreTraining(config)
+
+
+def trainer_for(model, tokenizer, chunks, output_dir, max_steps, save_steps=None):
+    args = TrainingArguments(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=8,
+        max_steps=max_steps,
+        learning_rate=3e-3,
+        warmup_steps=0,
+        logging_steps=1,
+        save_strategy="steps" if save_steps else "no",
+        save_steps=save_steps or 500,
+        report_to=[],
+        use_cpu=True,
+        seed=0,
+        remove_unused_columns=False,
+    )
+    collator = DataCollatorForSoraPretraining(tokenizer)
+    return Trainer(model=model, args=args, train_dataset=chunks, data_collator=collator)
+
+
+class StopAfterStep(TrainerCallback):
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= self.step:
+            control.should_training_stop = True
+
+
+def losses(trainer) -> dict[int, float]:
+    return {entry["step"]: entry["loss"] for entry in trainer.state.log_history if "loss" in entry}
+
+
+def test_a_few_pretraining_steps_lower_the_loss(tokenizer_and_chunks, tmp_path):
+    tokenizer, chunks = tokenizer_and_chunks
+    model = tiny_model(tokenizer)
+    collator = DataCollatorForSoraPretraining(tokenizer, seed=0)
+    held_out = chunks.select(range(16))
+    before = evaluate_pretraining(model, held_out, collator)
+    trainer_for(model, tokenizer, chunks, tmp_path, max_steps=30).train()
+    after = evaluate_pretraining(model, held_out, DataCollatorForSoraPretraining(tokenizer, seed=0))
+    assert after["mlm_loss"] < before["mlm_loss"] - 0.5
+    assert after["denoising_loss"] < before["denoising_loss"] - 0.5
+
+
+def test_resumed_run_reproduces_the_uninterrupted_loss_curve(tokenizer_and_chunks, tmp_path):
+    tokenizer, chunks = tokenizer_and_chunks
+    uninterrupted = trainer_for(tiny_model(tokenizer), tokenizer, chunks, tmp_path / "full", max_steps=6)
+    uninterrupted.train()
+
+    interrupted = trainer_for(tiny_model(tokenizer), tokenizer, chunks, tmp_path / "cut", max_steps=6, save_steps=3)
+    interrupted.add_callback(StopAfterStep(3))  # as if the run were killed right after its checkpoint
+    interrupted.train()
+    resumed = trainer_for(tiny_model(tokenizer), tokenizer, chunks, tmp_path / "cut", max_steps=6, save_steps=3)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "cut" / "checkpoint-3"))
+
+    expected, actual = losses(uninterrupted), losses(resumed)
+    assert sorted(actual) == [1, 2, 3, 4, 5, 6]  # steps 1-3 come back from the checkpoint's state
+    for step in (1, 2, 3, 4, 5, 6):
+        assert actual[step] == pytest.approx(expected[step], rel=1e-5), step
