@@ -46,3 +46,36 @@ class LossCurveCallback(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kwargs):
         self._plot(args, state)
+
+
+def plot_confusion_matrix(
+    references: list[int], predictions: list[int], labels: list[str], path: str | Path, title: str = ""
+) -> Path:
+    """Row-normalised confusion matrix with counts, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    matrix = np.zeros((len(labels), len(labels)), dtype=int)
+    for reference, prediction in zip(references, predictions):
+        matrix[reference, prediction] += 1
+    normalised = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    figure, axis = plt.subplots(figsize=(1.2 * len(labels) + 2.5, 1.2 * len(labels) + 2))
+    axis.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            colour = "white" if normalised[i, j] > 0.6 else "black"
+            axis.text(j, i, f"{matrix[i, j]}\n{normalised[i, j]:.0%}", ha="center", va="center", color=colour)
+    axis.set_xticks(range(len(labels)), labels, rotation=30)
+    axis.set_yticks(range(len(labels)), labels)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    axis.set_title(title or "confusion matrix")
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path

@@ -1,0 +1,29 @@
+"""`sora-hf finetune --task TASK ...`: the same runs as the examples/run_<task>.py scripts."""
+
+import argparse
+import json
+
+TASKS = ("sentiment",)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "finetune",
+        help="Fine-tune Sora on a task with Trainer; every flag of examples/run_<task>.py is accepted.",
+        add_help=False,
+    )
+    parser.add_argument("--task", required=True, choices=TASKS)
+    parser.add_argument("arguments", nargs=argparse.REMAINDER)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from transformers import HfArgumentParser, TrainingArguments
+
+    from ..training.classification import ClassificationArguments, run_classification
+
+    parser = HfArgumentParser((ClassificationArguments, TrainingArguments), prog=f"sora-hf finetune --task {args.task}")
+    task_args, training_args = parser.parse_args_into_dataclasses(args=args.arguments)
+    results = run_classification(task_args, training_args)
+    print(json.dumps({k: v for k, v in results.items() if k != "arguments"}, indent=2, default=str))
+    return 0

@@ -1,0 +1,62 @@
+"""The classification entry point: a few real Trainer steps on a slice, outputs a pipeline can serve."""
+
+import json
+
+import pytest
+import torch
+from transformers import TrainingArguments, pipeline
+
+from sora_hf import SoraConfig, SoraForSequenceClassification, train_sora_tokenizer
+from sora_hf.cli import main as cli_main
+from sora_hf.data.tasks import load_task_dataset
+from sora_hf.training.classification import ClassificationArguments, load_classification_data, run_classification
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny-sora")
+    texts = load_task_dataset("sentiment")["train"].select(range(2000))["text"]
+    tokenizer = train_sora_tokenizer(iter(texts), vocab_size=600)
+    torch.manual_seed(0)
+    config = SoraConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=128)
+    SoraForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def test_run_classification_writes_a_servable_model_and_plots(tiny_checkpoint, tmp_path):
+    args = ClassificationArguments(model_name_or_path=tiny_checkpoint, max_train_samples=64, max_length=32)
+    training_args = TrainingArguments(output_dir=str(tmp_path), max_steps=4, per_device_train_batch_size=16,
+                                      per_device_eval_batch_size=256, report_to=[], use_cpu=True, save_strategy="no")
+    results = run_classification(args, training_args)
+    assert 0.0 <= results["test"]["test_accuracy"] <= 1.0 and results["steps"] == 4
+    assert results["split_sizes"] == {"train": 64, "validation": 3666, "test": 3666}
+    assert 0.3 < results["baseline_tfidf_logreg_accuracy"] < 1.0
+    for name in ("confusion_matrix.png", "loss_curve.png", "model.safetensors", "classification_results.json"):
+        assert (tmp_path / name).is_file(), name
+    predictions = pipeline("text-classification", model=str(tmp_path))(["great day!", "awful service"])
+    assert [p["label"] in {"negative", "neutral", "positive"} for p in predictions] == [True, True]
+
+
+def test_finetune_command_and_user_csv(tiny_checkpoint, tmp_path):
+    csv = tmp_path / "reviews.csv"
+    rows = ["review,stars"] + [f"{'good' if i % 2 else 'bad'} product number {i},{'pos' if i % 2 else 'neg'}" for i in range(40)]
+    csv.write_text("\n".join(rows) + "\n")
+    code = cli_main([
+        "finetune", "--task", "sentiment", "--model_name_or_path", tiny_checkpoint, "--train_file", str(csv),
+        "--validation_file", str(csv), "--test_file", str(csv), "--text_column", "review", "--label_column", "stars",
+        "--output_dir", str(tmp_path / "run"), "--max_steps", "2", "--report_to", "none", "--use_cpu",
+        "--save_strategy", "no",
+    ])
+    assert code == 0
+    results = json.loads((tmp_path / "run" / "classification_results.json").read_text())
+    assert results["split_sizes"]["test"] == 40
+
+
+def test_user_csv_with_a_misnamed_column_names_it(tmp_path):
+    csv = tmp_path / "reviews.csv"
+    csv.write_text("review,stars\nnice,pos\nbad,neg\n")
+    args = ClassificationArguments(train_file=str(csv), text_column="text", label_column="stars")
+    with pytest.raises(ValueError, match="text"):
+        load_classification_data(args)
