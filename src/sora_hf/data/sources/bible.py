@@ -1,11 +1,11 @@
 """The World English Bible and the Reina-Valera 1909 through SWORD's `diatheke`: runs of 3-5 consecutive verses."""
 
 import re
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .common import even_chunks, require_path, require_program, squash
+from ..installed_packages import require_path, require_program, run_diatheke
+from .common import even_chunks, squash
 
 MODULES_DIR = "/usr/share/sword/mods.d"
 
@@ -40,17 +40,14 @@ _WEB_GLOSSARY = "The following words used in the World English Bible"
 
 
 def check_bible(spec: BibleModule) -> None:
-    """Raise `RuntimeError` naming the Debian package when `diatheke` or the module is missing."""
+    """Raise `MissingDataError` naming the Debian package when `diatheke` or the module is missing."""
     require_program("diatheke", "diatheke")
     require_path(f"{MODULES_DIR}/{spec.module}.conf", spec.package)
 
 
 def read_verses(module: str, key: str) -> list[tuple[str, int, int, str]]:
     """Run `diatheke` on a key range and parse `(book, chapter, verse, text)` with headings and notes removed."""
-    output = subprocess.run(
-        ["diatheke", "-b", module, "-f", "plain", "-k", key], check=True, capture_output=True, text=True
-    ).stdout
-    output = output.rsplit(f"({module})", 1)[0]
+    output = run_diatheke(module, key).rsplit(f"({module})", 1)[0]
     output = _TAG.sub("\n", _TITLE.sub("", _STRONGS.sub("", output)))
     markers = list(_MARKER.finditer(output))
     verses = []
@@ -92,12 +89,12 @@ def _read_bible(spec: BibleModule) -> Iterator[str]:
 
 
 def check_bible_en() -> None:
-    """Raise `RuntimeError` naming the Debian package when the World English Bible cannot be read."""
+    """Raise `MissingDataError` naming the Debian package when the World English Bible cannot be read."""
     check_bible(ENGLISH)
 
 
 def check_bible_es() -> None:
-    """Raise `RuntimeError` naming the Debian package when the Reina-Valera 1909 cannot be read."""
+    """Raise `MissingDataError` naming the Debian package when the Reina-Valera 1909 cannot be read."""
     check_bible(SPANISH)
 
 

@@ -1,9 +1,7 @@
-"""Helpers shared by the corpus source readers: requirement checks, sentence splitting, document packing."""
+"""Helpers shared by the corpus source readers: sentence splitting and document packing."""
 
 import re
-import shutil
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
 # A document longer than this is split at sentence boundaries (whitespace tokens).
 MAX_WORDS = 200
@@ -11,33 +9,6 @@ MAX_WORDS = 200
 TARGET_WORDS = 60
 
 _SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"'”’)]))\s+(?=[\"'“‘(¿¡]*[A-ZÁÉÍÓÚÑ0-9])")
-
-
-def install_hint(package: str) -> str:
-    """The command that installs a Debian package."""
-    return f"sudo apt-get install -y --no-install-recommends {package}"
-
-
-def require_path(path: str | Path, package: str) -> Path:
-    """Return `path`, or raise `RuntimeError` naming the Debian package that provides it."""
-    path = Path(path)
-    if not path.exists():
-        raise RuntimeError(
-            f"{path} is missing: the corpus needs the Debian package {package!r}. "
-            f"Install it with `{install_hint(package)}`."
-        )
-    return path
-
-
-def require_program(program: str, package: str) -> str:
-    """Return the full path of `program`, or raise `RuntimeError` naming the Debian package that provides it."""
-    found = shutil.which(program) or (program if Path(program).is_file() else None)
-    if found is None:
-        raise RuntimeError(
-            f"The program {program!r} is missing: the corpus needs the Debian package {package!r}. "
-            f"Install it with `{install_hint(package)}`."
-        )
-    return found
 
 
 def word_count(text: str) -> int:

@@ -1,51 +1,28 @@
 """Debian long package descriptions (apt's `Translation-en` lists), paragraphs deduplicated across packages."""
 
-import glob
 import re
-import subprocess
 from collections.abc import Iterator
 
-from .common import as_sentence, pack_units, require_program, squash
+from ..installed_packages import description_stanzas, translation_files
+from .common import as_sentence, pack_units, squash
 
-LISTS_GLOB = "/var/lib/apt/lists/*_i18n_Translation-en*"
-APT_HELPER = "/usr/lib/apt/apt-helper"
 _BULLET = re.compile(r"^\s*(?:[*+•o-]|\d+[.)])\s+")
 
 
-def translation_files() -> list[str]:
-    """The `Translation-en` lists apt downloaded, or `RuntimeError` saying how to get them."""
-    require_program(APT_HELPER, "apt")
-    files = sorted(path for path in glob.glob(LISTS_GLOB) if not path.endswith((".diff", "IndexDiff")))
-    if not files:
-        raise RuntimeError(
-            f"No Debian long descriptions found ({LISTS_GLOB}): run "
-            "`sudo apt-get update -o Acquire::Languages=en` to download the Translation-en lists."
-        )
-    return files
-
-
 def check_debian() -> None:
-    """Raise `RuntimeError` when the `Translation-en` lists are missing."""
+    """Raise `MissingDataError` when the `Translation-en` lists are missing."""
     translation_files()
 
 
 def read_records() -> dict[str, tuple[str, str]]:
     """`{description md5: (package, long description)}` over every list, the smallest package name per md5."""
     records: dict[str, tuple[str, str]] = {}
-    for path in translation_files():
-        # `apt-helper cat-file` decompresses whatever apt stored (.lz4, .gz, .xz or plain).
-        text = subprocess.run(
-            [APT_HELPER, "cat-file", path], check=True, capture_output=True, text=True
-        ).stdout
-        for stanza in text.split("\n\n"):
-            fields = dict(re.findall(r"^([A-Za-z0-9-]+): ?(.*(?:\n .*)*)", stanza, re.MULTILINE))
-            if "Description-en" not in fields:
-                continue
-            key = fields.get("Description-md5", fields["Description-en"])
-            package = fields.get("Package", "")
-            long_description = fields["Description-en"].partition("\n")[2]
-            if key not in records or package < records[key][0]:
-                records[key] = (package, long_description)
+    for fields in description_stanzas():
+        key = fields.get("Description-md5", fields["Description-en"])
+        package = fields.get("Package", "")
+        long_description = fields["Description-en"].partition("\n")[2]
+        if key not in records or package < records[key][0]:
+            records[key] = (package, long_description)
     return records
 
 

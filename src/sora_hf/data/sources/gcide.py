@@ -5,7 +5,8 @@ import re
 import unicodedata
 from collections.abc import Iterator
 
-from .common import as_sentence, pack_units, require_path, squash
+from ..installed_packages import require_path
+from .common import as_sentence, pack_units, squash
 
 DICT_PATH = "/usr/share/dictd/gcide.dict.dz"
 INDEX_PATH = "/usr/share/dictd/gcide.index"
@@ -49,7 +50,7 @@ _LEFTOVER_MARKUP = re.compile(r"[\[\]{}\\<>|*`]")
 
 
 def check_gcide() -> None:
-    """Raise `RuntimeError` naming the Debian package when GCIDE is not installed."""
+    """Raise `MissingDataError` naming the Debian package when GCIDE is not installed."""
     require_path(DICT_PATH, PACKAGE)
     require_path(INDEX_PATH, PACKAGE)
 

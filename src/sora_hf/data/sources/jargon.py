@@ -4,7 +4,8 @@ import gzip
 import re
 from collections.abc import Iterator
 
-from .common import pack_units, require_path, squash
+from ..installed_packages import require_path
+from .common import pack_units, squash
 
 JARGON_PATH = "/usr/share/doc/jargon-text/jargon.txt.gz"
 PACKAGE = "jargon-text"
@@ -16,7 +17,7 @@ _CROSS_REFERENCE = re.compile(r"\{([^{}]*)\}")
 
 
 def check_jargon() -> None:
-    """Raise `RuntimeError` naming the Debian package when the Jargon File is not installed."""
+    """Raise `MissingDataError` naming the Debian package when the Jargon File is not installed."""
     require_path(JARGON_PATH, PACKAGE)
 
 

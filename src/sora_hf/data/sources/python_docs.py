@@ -5,7 +5,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from .common import pack_units, require_path, squash
+from ..installed_packages import require_path
+from .common import pack_units, squash
 
 DOCS_DIR = "/usr/share/doc/python3.11/html"
 PACKAGE = "python3.11-doc"
@@ -18,7 +19,7 @@ _HEADERLINK = re.compile(r"<a class=\"headerlink\".*?</a>", re.DOTALL)
 
 
 def check_python_docs() -> None:
-    """Raise `RuntimeError` naming the Debian package when the Python docs are not installed."""
+    """Raise `MissingDataError` naming the Debian package when the Python docs are not installed."""
     require_path(f"{DOCS_DIR}/library/index.html", PACKAGE)
 
 

@@ -3,7 +3,8 @@
 import re
 from collections.abc import Iterator
 
-from .common import as_sentence, require_path
+from ..installed_packages import require_path
+from .common import as_sentence
 
 WORDNET_DIR = "/usr/share/wordnet"
 PACKAGE = "wordnet-base"
@@ -11,7 +12,7 @@ _EXAMPLE = re.compile(r'"([^"]+)"')
 
 
 def check_wordnet() -> None:
-    """Raise `RuntimeError` naming the Debian package when WordNet is not installed."""
+    """Raise `MissingDataError` naming the Debian package when WordNet is not installed."""
     for pos in ("noun", "verb", "adj", "adv"):
         require_path(f"{WORDNET_DIR}/data.{pos}", PACKAGE)
 

@@ -16,8 +16,9 @@ from typing import Any
 
 from datasets import DatasetDict, load_from_disk
 
+from ..installed_packages import MissingDataError
 from . import dialogue, ner, qa, sentiment, summarization, translation
-from ._common import SPLITS, MissingDataError, hash_split
+from ._common import SPLITS, hash_split
 from .user_files import COLUMN_ARGUMENTS, DataFiles, load_user_files
 
 BUILDERS = {

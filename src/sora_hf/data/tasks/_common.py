@@ -1,20 +1,17 @@
-"""Helpers shared by the task builders: locating installed data, the hash split, assembling a `DatasetDict`."""
+"""Helpers shared by the task builders: locating PyPI data, the hash split, assembling a `DatasetDict`."""
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
-import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
 from datasets import Dataset, DatasetDict, Features
 
+from ..installed_packages import MissingDataError
+
 SPLITS = ("train", "validation", "test")
-
-
-class MissingDataError(RuntimeError):
-    """A Debian or PyPI package that holds a task's raw data is not installed."""
 
 
 def hash_split(key: str) -> str:
@@ -38,28 +35,6 @@ def pypi_data_path(module: str, relative_path: str, pip_spec: str) -> Path:
             f"Reinstall it with: pip install --no-deps --force-reinstall {pip_spec}"
         )
     return path
-
-
-def debian_file(path: str | Path, apt_package: str) -> Path:
-    """`path` if it exists, else a `MissingDataError` naming the Debian package that ships it."""
-    path = Path(path)
-    if not path.exists():
-        raise MissingDataError(
-            f"{path} not found: the Debian package {apt_package!r} is not installed. "
-            f"Install it with: sudo apt-get install --no-install-recommends {apt_package}"
-        )
-    return path
-
-
-def debian_program(name: str, apt_package: str) -> str:
-    """Full path of an executable, else a `MissingDataError` naming the Debian package that ships it."""
-    found = shutil.which(name) or (name if Path(name).is_file() else None)
-    if found is None:
-        raise MissingDataError(
-            f"The program {name!r} was not found: the Debian package {apt_package!r} is not installed. "
-            f"Install it with: sudo apt-get install --no-install-recommends {apt_package}"
-        )
-    return found
 
 
 def to_dataset_dict(rows: Iterable[tuple[str, dict]], features: Features) -> DatasetDict:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from datasets import DatasetDict, Features, List, Value
 
-from ._common import debian_file, hash_split, to_dataset_dict
+from ..installed_packages import require_path
+from ._common import hash_split, to_dataset_dict
 
 VERSION = "1"
 WORDNET_DIR = Path("/usr/share/wordnet")
@@ -44,7 +45,7 @@ def build() -> DatasetDict:
     """One question per (synset, example) whose example holds a lemma and whose gloss does not; split by lemma."""
     rows = []
     for pos in PARTS_OF_SPEECH:
-        path = debian_file(WORDNET_DIR / f"data.{pos}", "wordnet-base")
+        path = require_path(WORDNET_DIR / f"data.{pos}", "wordnet-base")
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.startswith("  "):  # license header
                 continue

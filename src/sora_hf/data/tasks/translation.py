@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-import subprocess
 
 from datasets import DatasetDict, Features, Translation, Value
 
-from ._common import MissingDataError, debian_program, hash_split, to_dataset_dict
+from ..installed_packages import MissingDataError, install_hint, run_diatheke
+from ._common import hash_split, to_dataset_dict
 
 VERSION = "1"
 MODULES = {"en": ("engWEB2015eb", "sword-text-web"), "es": ("spaRV1909eb", "sword-text-sparv")}
@@ -36,13 +36,11 @@ def clean(text: str) -> str:
 
 def render_module(module: str, apt_package: str) -> str:
     """The whole module as diatheke's plain text, one "Book c:v: text" entry per verse."""
-    diatheke = debian_program("diatheke", "diatheke")
-    command = [diatheke, "-b", module, "-f", "plain", "-o", "f", "-k", VERSE_RANGE]
-    text = subprocess.run(command, capture_output=True, check=True, text=True, encoding="utf-8").stdout
+    text = run_diatheke(module, VERSE_RANGE, options="f")
     if VERSE_REF.search(text) is None:
         raise MissingDataError(
             f"diatheke returned no verses for the SWORD module {module!r}: the Debian package {apt_package!r} "
-            f"is not installed. Install it with: sudo apt-get install --no-install-recommends {apt_package}"
+            f"is not installed. Install it with `{install_hint(apt_package)}`."
         )
     return text
 
