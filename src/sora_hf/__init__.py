@@ -3,6 +3,7 @@
 `import sora_hf` registers every Sora class with the transformers Auto factories.
 """
 
+from .adapters import train_only_top_layers
 from .configuration_sora import SoraConfig
 from .modeling_sora import (
     SoraForConditionalGeneration,
@@ -35,5 +36,6 @@ __all__ = [
     "SoraTokenizer",
     "packaged_checkpoint_path",
     "register_sora",
+    "train_only_top_layers",
     "train_sora_tokenizer",
 ]

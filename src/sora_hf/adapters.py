@@ -8,14 +8,15 @@ Sora module names: self-attention `qkv_proj` (fused query/key/value) and `o_proj
 `encoder_attn_layer_norm`, `final_layer_norm` (BART's names). Heads are named as peft expects: `classifier`
 (sequence and token classification) and `qa_outputs` (question answering) land in `modules_to_save`.
 
-The sequence-classification `pooler` is not added to `modules_to_save`, as peft does for BERT's pooler: it is
-pretrained (next-sentence prediction, in `SoraForPreTraining`) and loads with the checkpoint, so it stays
-frozen like the rest of the body. Pass `modules_to_save=["pooler"]` to train and save it as well.
+The sequence-classification `pooler` is not in `modules_to_save` by default, like BERT's pooler under peft: it
+is pretrained (next-sentence prediction, in `SoraForPreTraining`) and loads with the checkpoint, so it stays
+frozen with the rest of the body. Pass `modules_to_save=["pooler"]` to train and save it too.
 """
 
 from __future__ import annotations
 
 import copy
+import numbers
 from typing import TYPE_CHECKING
 
 from torch import nn
@@ -55,10 +56,16 @@ def register_peft_defaults() -> None:
         # Tuners read their own table (`target_module_mapping`); many tables are copies of LoRA's.
         table = getattr(tuner_class, "target_module_mapping", None)
         if isinstance(table, dict) and ("bart" in table or "bert" in table):
-            table.setdefault("sora", list(SORA_PEFT_TARGET_MODULES.get(peft_type.value, SORA_ATTENTION_MODULES)))
+            table.setdefault(
+                "sora", list(SORA_PEFT_TARGET_MODULES.get(peft_type.value, SORA_ATTENTION_MODULES))
+            )
     # (IA)^3 reads the module-level tables instead of a class attribute.
-    TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING.setdefault("sora", list(SORA_PEFT_TARGET_MODULES["IA3"]))
-    TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING.setdefault("sora", list(SORA_IA3_FEEDFORWARD_MODULES))
+    TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING.setdefault(
+        "sora", list(SORA_PEFT_TARGET_MODULES["IA3"])
+    )
+    TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING.setdefault(
+        "sora", list(SORA_IA3_FEEDFORWARD_MODULES)
+    )
 
 
 def _body_and_layers(model: nn.Module) -> tuple[nn.Module, nn.ModuleList]:
@@ -75,8 +82,10 @@ def _body_and_layers(model: nn.Module) -> tuple[nn.Module, nn.ModuleList]:
 
 
 def _check_k(k: int, num_layers: int) -> None:
-    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= num_layers:
-        raise ValueError(f"k={k!r} top layers is out of range: this encoder has {num_layers} layers, use 1 <= k <= {num_layers}.")
+    if not isinstance(k, numbers.Integral) or isinstance(k, bool) or not 1 <= k <= num_layers:
+        raise ValueError(
+            f"k={k!r} is out of range: this encoder has {num_layers} layers; use an integer 1 <= k <= {num_layers}."
+        )
 
 
 def _head_module_names(model: nn.Module, body: nn.Module) -> list[str]:
@@ -103,15 +112,18 @@ def train_only_top_layers(
 ) -> PreTrainedModel | PeftModel:
     """Train only the top `k` encoder layers, the final encoder LayerNorm and (if `train_head`) the task head.
 
-    Without `peft_config`, every other parameter of `model` is frozen in place and `model` is returned; save it
-    with `save_pretrained` as usual. Head parameters tied to the embeddings (an LM decoder) stay frozen, and so
-    does a seq2seq decoder.
+    Without `peft_config`, every other parameter of `model` is frozen in place and `model` is returned; train it
+    with `Trainer` and save it with `save_pretrained` as usual.
 
-    With `peft_config` (LoRA, IA3, AdaLoRA, ...), the adapter goes on the encoder layers below the top `k`, and
-    the top `k` layers, the final LayerNorm and the head go to `modules_to_save`: the result of
-    `get_peft_model` is returned, and `save_pretrained` writes all of it into the adapter folder. Pass the
-    base model here rather than a `PeftModel`: base weights unfrozen after `get_peft_model` would train but
-    would not be saved with the adapter.
+    With `peft_config` (LoRA, AdaLoRA, LoHa, LoKr, ...: a tuner with `layers_to_transform`), the adapter goes on
+    the encoder layers below the top `k`, while the top `k` layers, the final LayerNorm and the head go to
+    `modules_to_save`; the `PeftModel` from `get_peft_model` is returned, and its `save_pretrained` writes all
+    of it into the adapter folder. This is the order that works: pass the base model, not a `PeftModel`, since
+    base weights unfrozen after `get_peft_model` would train but would not be saved with the adapter. With a
+    `task_type`, peft itself also trains and saves `classifier`/`qa_outputs`, whatever `train_head` says.
+
+    Either way, the embeddings and a seq2seq decoder stay frozen, and so do head weights tied to the embeddings
+    (an LM decoder).
     """
     from peft import PeftModel, get_peft_model
 
@@ -139,7 +151,7 @@ def train_only_top_layers(
     if not hasattr(peft_config, "layers_to_transform") or not hasattr(peft_config, "modules_to_save"):
         raise ValueError(
             f"{type(peft_config).__name__} cannot be limited to some layers; use a tuner with "
-            "`layers_to_transform` and `modules_to_save` (LoraConfig, IA3Config, AdaLoraConfig, ...)."
+            "`layers_to_transform` and `modules_to_save` (LoraConfig, AdaLoraConfig, LoHaConfig, LoKrConfig, ...)."
         )
     if k == num_layers:
         raise ValueError(
@@ -150,6 +162,6 @@ def train_only_top_layers(
     config.layers_to_transform = list(range(num_layers - k))
     config.layers_pattern = r"encoder\.layers"  # not the decoder's layers
     top = [f"encoder.layers.{i}" for i in range(num_layers - k, num_layers)] + ["encoder.final_layer_norm"]
-    head = _head_module_names(model, body) if train_head else []
+    head = _head_module_names(model, body) if train_head and body is not model else []
     config.modules_to_save = list(dict.fromkeys([*(config.modules_to_save or []), *top, *head]))
     return get_peft_model(model, config)

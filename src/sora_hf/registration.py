@@ -12,6 +12,7 @@ from transformers import (
     AutoTokenizer,
 )
 
+from .adapters import register_peft_defaults
 from .configuration_sora import SoraConfig
 from .modeling_sora import (
     SoraForConditionalGeneration,
@@ -34,16 +35,6 @@ AUTO_MODELS = {
     AutoModelForQuestionAnswering: SoraForQuestionAnswering,
     AutoModelForSeq2SeqLM: SoraForConditionalGeneration,
 }
-
-# Fused query/key/value in self-attention, query and key/value in cross-attention.
-PEFT_LORA_TARGETS = ["qkv_proj", "q_proj", "kv_proj"]
-
-
-def register_peft_defaults() -> None:
-    """Give every peft tuner default target modules for model_type "sora" (see sora_hf.adapters)."""
-    from .adapters import register_peft_defaults as register_sora_peft_defaults
-
-    register_sora_peft_defaults()
 
 
 def register_sora() -> None:
