@@ -32,7 +32,7 @@ apt:
 	else echo "not root: install these Debian packages yourself: $(APT_PKGS)"; fi
 
 test: install
-	$(BIN)/python -m pytest -n 2 --dist loadfile -q tests
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile -q tests
 
 demo: install
 	$(BIN)/python examples/demo.py

@@ -1,7 +1,7 @@
 """Copy a finished pretraining run into the package as the `sora` checkpoint and write its model card.
 
     python examples/package_sora_checkpoint.py --run-dir runs/sora-pretrain \
-        --payoff-pretrained runs/payoff-pretrained --payoff-scratch runs/payoff-scratch
+        --payoff 1e-4:runs/payoff-pretrained:runs/payoff-scratch --payoff 3e-4:runs/payoff3-pretrained:runs/payoff3-scratch
 
 The card comes from `sora_hf.hub.write_model_card` (huggingface_hub's ModelCard, model-index results) with the
 run's own numbers: corpus per source, steps, wall time, command, held-out MLM/NSP metrics, and the
@@ -40,8 +40,10 @@ def corpus_table(summary: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", default="runs/sora-pretrain")
-    parser.add_argument("--payoff-pretrained", default="runs/payoff-pretrained")
-    parser.add_argument("--payoff-scratch", default="runs/payoff-scratch")
+    parser.add_argument(
+        "--payoff", action="append", required=True,
+        help="LR:PRETRAINED_RUN:SCRATCH_RUN, run_classification folders of one comparison (repeatable).",
+    )
     parser.add_argument("--command-file", default="runs/pretrain.command")
     args = parser.parse_args()
 
@@ -49,8 +51,26 @@ def main() -> None:
     results = json.loads((run_dir / "pretraining_results.json").read_text())
     state = last_trainer_state(run_dir)
     corpus = load_corpus_summary(results["pretraining_arguments"]["corpus_dir"] or _default_corpus_dir())
-    pretrained = json.loads((Path(args.payoff_pretrained) / "classification_results.json").read_text())
-    scratch = json.loads((Path(args.payoff_scratch) / "classification_results.json").read_text())
+    comparisons = []
+    for spec in args.payoff:
+        learning_rate, pretrained_dir, scratch_dir = spec.split(":")
+        pretrained = json.loads((Path(pretrained_dir) / "classification_results.json").read_text())
+        scratch = json.loads((Path(scratch_dir) / "classification_results.json").read_text())
+        comparisons.append((learning_rate, pretrained, scratch))
+    baseline = next((p["baseline_tfidf_logreg_accuracy"] for _, p, _ in comparisons if "baseline_tfidf_logreg_accuracy" in p), None)
+    best_gain = max(p["test"]["test_accuracy"] - s["test"]["test_accuracy"] for _, p, s in comparisons)
+    payoff_verdict = (
+        f"Pretraining gains up to {100 * best_gain:.1f} points."
+        if best_gain >= 0.05
+        else f"The target (pretrained at least 5 points above random after one epoch) is **not** met: the best gain "
+        f"is {100 * best_gain:+.1f} points. About one CPU-hour of pretraining on dictionary, Bible, documentation "
+        "and package text does not transfer enough to tweets, whose vocabulary and style the corpus barely contains."
+    )
+    payoff_rows = "\n".join(
+        f"| {lr} | {p['test']['test_accuracy']:.3f} | {s['test']['test_accuracy']:.3f} | "
+        f"{100 * (p['test']['test_accuracy'] - s['test']['test_accuracy']):+.1f} |"
+        for lr, p, s in comparisons
+    )
     held_out = results["held_out"]
     command = Path(args.command_file).read_text().strip()
 
@@ -59,10 +79,14 @@ def main() -> None:
     for name in FILES:
         if (run_dir / name).exists():
             shutil.copy2(run_dir / name, target / name)
+    config = json.loads((target / "config.json").read_text())
+    config["use_cache"] = True  # Trainer saves use_cache=False after training; generation wants the cache
+    (target / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    for path in target.iterdir():
+        path.chmod(0o644)
     size_mb = (target / "model.safetensors").stat().st_size / 2**20
 
     hours = results["wall_time_seconds"] / 3600
-    payoff_gain = pretrained["test"]["test_accuracy"] - scratch["test"]["test_accuracy"]
     description = f"""The default Sora checkpoint that ships inside `sora_hf`: `SoraForSequenceClassification.from_pretrained("sora")`
 (any Sora class) loads it; `sora_hf.packaged_checkpoint_path("sora")` gives the folder for the Auto classes and
 `pipeline()`. Encoder (4 layers) + decoder (2 layers), hidden 256, 4 heads, MLP 1024, vocabulary
@@ -86,7 +110,8 @@ embedding matrix (12k x 256 = 3.1 M parameters) about a third of the model, so t
 40 MB budget and the softmax over the vocabulary stays cheap on a CPU. Byte fallback means no unknown tokens.
 
 ## Training
-- command: `{command}`
+- command (one invocation trained the tokenizer, `--vocab_size 12000`, and was stopped; the run that made the
+  weights passed that tokenizer back with `--tokenizer_name_or_path`): `{command}`
 - steps: {state['global_step']:,} of batch 64 (sequences of at most 128 tokens, grouped by length), about
   {results['tokens_seen_estimate'] / 1e6:.1f} M token slots
 - hardware: 2 CPU cores (no GPU), bf16 autocast; wall time {hours:.2f} h including corpus loading, tokenizing and evaluation
@@ -100,18 +125,18 @@ embedding matrix (12k x 256 = 3.1 M parameters) about a third of the model, so t
 | denoising perplexity (decoder) | {held_out.get('denoising_perplexity', float('nan')):.1f} |
 
 ## Does pretraining pay off?
-Sentiment (DATA.md shared split, test {pretrained['split_sizes']['test']:,} tweets), one epoch, identical
-hyper-parameters, `examples/run_classification.py`:
+Sentiment (DATA.md shared split: {pretrained['split_sizes']['train']:,} / {pretrained['split_sizes']['validation']:,} /
+{pretrained['split_sizes']['test']:,} tweets), one epoch, batch 32, max length 64, identical hyper-parameters for both
+starts, `examples/run_classification.py` (the random start uses `--from_scratch`: same config, random weights).
+Test accuracy:
 
-| start | test accuracy | macro-F1 |
-|---|---:|---:|
-| `sora` (this checkpoint) | {pretrained['test']['test_accuracy']:.3f} | {pretrained['test']['test_macro_f1']:.3f} |
-| same architecture, random initialisation | {scratch['test']['test_accuracy']:.3f} | {scratch['test']['test_macro_f1']:.3f} |
-| TF-IDF + logistic regression (baseline) | {pretrained.get('baseline_tfidf_logreg_accuracy', float('nan')):.3f} | |
+| learning rate | `sora` (this checkpoint) | random initialisation | difference (points) |
+|---|---:|---:|---:|
+{payoff_rows}
 
-Pretraining gains {100 * payoff_gain:.1f} accuracy points."""
+TF-IDF + logistic regression on the same split: {baseline:.3f}. {payoff_verdict}"""
 
-    limitations = """A very small model trained for about an hour and a half on 2 CPU cores on ~60 MB of dictionary,
+    limitations = """A very small model trained for about one hour on 2 CPU cores on ~60 MB of dictionary,
 Bible, documentation and package-description text: it knows little about the world, tweets or modern usage,
 and its decoder has seen only denoising. Spanish is a small share of the data. Fine-tune before use; do not
 expect the quality of models pretrained on billions of tokens."""
@@ -119,7 +144,8 @@ expect the quality of models pretrained on billions of tokens."""
     card = write_model_card(
         TrainingArguments(output_dir=str(target), learning_rate=1e-3, per_device_train_batch_size=64,
                           max_steps=state["global_step"], warmup_steps=100, weight_decay=0.01, bf16=True,
-                          use_cpu=True, seed=0, report_to=[]),
+                          use_cpu=True, seed=0, report_to=[], per_device_eval_batch_size=64,
+                          lr_scheduler_type="linear"),
         str(target),
         log_history=state["log_history"],
         metrics={"mlm_accuracy": held_out["mlm_accuracy"], "mlm_perplexity": held_out["mlm_perplexity"],
@@ -132,7 +158,8 @@ expect the quality of models pretrained on billions of tokens."""
         tasks="fill-mask",
         dataset="sora-offline-corpus",
         dataset_split="held-out",
-        model_description=description + "\n\n## Limitations\n\n" + limitations,
+        model_description=description,
+        limitations=limitations,
     )
     Path("model_cards").mkdir(exist_ok=True)
     card.save("model_cards/sora.md")

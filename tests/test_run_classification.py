@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import TrainingArguments, pipeline
 
-from sora_hf import SoraConfig, SoraForSequenceClassification, train_sora_tokenizer
+from sora_hf import SoraConfig, SoraForPreTraining, train_sora_tokenizer
 from sora_hf.cli import main as cli_main
 from sora_hf.data.tasks import load_task_dataset
 from sora_hf.training.classification import (
@@ -24,7 +24,7 @@ def tiny_checkpoint(tmp_path_factory):
     torch.manual_seed(0)
     config = SoraConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                         intermediate_size=64, max_position_embeddings=128)
-    SoraForSequenceClassification(config).save_pretrained(folder)
+    SoraForPreTraining(config).save_pretrained(folder)  # a pretraining checkpoint, like `sora`
     tokenizer.save_pretrained(folder)
     return str(folder)
 

@@ -216,6 +216,7 @@ def write_model_card(
     dataset_args: str | list[str] | None = None,
     dataset_split: str | None = None,
     model_description: str | None = None,
+    limitations: str | None = None,
     template_path: str | os.PathLike | None = None,
 ) -> ModelCard:
     """Write `README.md` (metadata, model-index results, hyperparameters, training log) for a Trainer run.
@@ -320,6 +321,7 @@ def write_model_card(
         model_name=model_name,
         repo_id=repo_id,
         model_description=model_description,
+        limitations=limitations,
         base_model=finetuned_from,
         dataset_names=dataset_names,
         auto_class=TASK_AUTO_CLASSES.get(task, "AutoModel"),
