@@ -67,7 +67,7 @@ def main() -> None:
     masked_fraction = float((batch["labels"] != -100).float().mean())
     runs = {"BERT fp32": ("BERT", False), "Sora fp32": ("Sora", False), "Sora bf16 autocast": ("Sora", True)}
     optimizers = {name: torch.optim.AdamW(model.parameters(), lr=1e-4) for name, model in models.items()}
-    for run, (name, bf16) in runs.items():  # warm-up
+    for name, bf16 in runs.values():  # warm-up
         step_tokens_per_second(models[name], optimizers[name], batch, 1, bf16)
 
     samples = {run: [] for run in runs}
