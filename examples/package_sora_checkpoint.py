@@ -116,6 +116,8 @@ embedding matrix (12k x 256 = 3.1 M parameters) about a third of the model, so t
   {results['tokens_seen_estimate'] / 1e6:.1f} M token slots
 - hardware: 2 CPU cores (no GPU), bf16 autocast; wall time {hours:.2f} h including corpus loading, tokenizing and evaluation
 
+![training and held-out loss](sora_loss_curve.png)
+
 ## Held-out results ({held_out['eval_chunks']:,} held-out chunks)
 | metric | value |
 |---|---:|
@@ -163,6 +165,7 @@ expect the quality of models pretrained on billions of tokens."""
     )
     Path("model_cards").mkdir(exist_ok=True)
     card.save("model_cards/sora.md")
+    shutil.copy2(run_dir / "loss_curve.png", "model_cards/sora_loss_curve.png")
     print(f"packaged {target} ({size_mb:.1f} MB) and wrote model_cards/sora.md")
 
 
