@@ -99,8 +99,15 @@ def main() -> None:
             samples[(name, "infer")].append(time_inference(model, batch, args.steps))
     median = {key: statistics.median(values) for key, values in samples.items()}
     results = {
-        "setup": {**SIZE, "batch": BATCH, "sequence": SEQ, "threads": torch.get_num_threads(),
-                  "repeats": args.repeats, "steps_per_repeat": args.steps, "torch": torch.__version__},
+        "setup": {
+            **SIZE,
+            "batch": BATCH,
+            "sequence": SEQ,
+            "threads": torch.get_num_threads(),
+            "repeats": args.repeats,
+            "steps_per_repeat": args.steps,
+            "torch": torch.__version__,
+        },
         "tokens_per_second": {f"{name}/{mode}": value for (name, mode), value in median.items()},
         "ratio_sora_over_bert": {
             mode: median[("Sora", mode)] / median[("BERT", mode)] for mode in ("train", "infer")

@@ -50,9 +50,18 @@ def bf16_matmul_flops(size: int = 4096, repeats: int = 3) -> float:
 
 def sora_training_flops_per_token(masked_fraction: float) -> float:
     """Model FLOPs of one training token (forward + backward = 3x forward), counting only matmuls."""
-    hidden, layers, inner, vocab = SIZE["hidden_size"], SIZE["num_hidden_layers"], SIZE["intermediate_size"], SIZE["vocab_size"]
-    per_layer = 2 * (4 * hidden * hidden + 2 * hidden * inner) + 2 * 2 * SEQ * hidden  # projections + attention
-    lm_head = masked_fraction * 2 * (hidden * hidden + hidden * vocab)  # sparse prediction: masked tokens only
+    hidden, layers, inner, vocab = (
+        SIZE["hidden_size"],
+        SIZE["num_hidden_layers"],
+        SIZE["intermediate_size"],
+        SIZE["vocab_size"],
+    )
+    per_layer = (
+        2 * (4 * hidden * hidden + 2 * hidden * inner) + 2 * 2 * SEQ * hidden
+    )  # projections + attention
+    lm_head = (
+        masked_fraction * 2 * (hidden * hidden + hidden * vocab)
+    )  # sparse prediction: masked tokens only
     return 3 * (layers * per_layer + lm_head)
 
 
@@ -73,7 +82,9 @@ def main() -> None:
     samples = {run: [] for run in runs}
     for _ in range(args.repeats):
         for run, (name, bf16) in runs.items():
-            samples[run].append(step_tokens_per_second(models[name], optimizers[name], batch, args.steps, bf16))
+            samples[run].append(
+                step_tokens_per_second(models[name], optimizers[name], batch, args.steps, bf16)
+            )
     median = {run: statistics.median(values) for run, values in samples.items()}
     peak = bf16_matmul_flops()
     sora_flops = median["Sora bf16 autocast"] * sora_training_flops_per_token(masked_fraction)
@@ -82,12 +93,21 @@ def main() -> None:
     print("|---|---:|---:|")
     for run, value in median.items():
         print(f"| {run} | {value:,.0f} | {value / median['BERT fp32']:.2f} |")
-    print(f"\nbf16 matmul rate (4096^3): {peak / 1e9:,.0f} GFLOP/s; Sora bf16 achieved {sora_flops / 1e9:,.0f} "
-          f"GFLOP/s of model FLOPs = {sora_flops / peak:.1%} of it")
+    print(
+        f"\nbf16 matmul rate (4096^3): {peak / 1e9:,.0f} GFLOP/s; Sora bf16 achieved {sora_flops / 1e9:,.0f} "
+        f"GFLOP/s of model FLOPs = {sora_flops / peak:.1%} of it"
+    )
 
     results = {
-        "setup": {**SIZE, "batch": BATCH, "sequence": SEQ, "masked_fraction": masked_fraction,
-                  "threads": torch.get_num_threads(), "repeats": args.repeats, "steps_per_repeat": args.steps},
+        "setup": {
+            **SIZE,
+            "batch": BATCH,
+            "sequence": SEQ,
+            "masked_fraction": masked_fraction,
+            "threads": torch.get_num_threads(),
+            "repeats": args.repeats,
+            "steps_per_repeat": args.steps,
+        },
         "tokens_per_second": median,
         "ratio_vs_bert_fp32": {run: value / median["BERT fp32"] for run, value in median.items()},
         "bf16_matmul_flops": peak,

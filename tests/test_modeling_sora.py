@@ -389,6 +389,12 @@ def test_pretraining_with_decoder_adds_denoising_and_loads_into_every_head(tmp_p
         expected = model(inputs, denoising_input_ids=noisy, decoder_labels=original).denoising_logits
         actual = seq2seq(input_ids=noisy, labels=original).logits
     torch.testing.assert_close(expected, actual)
-    for auto_class in (AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoModelForQuestionAnswering):
+    for auto_class in (
+        AutoModelForMaskedLM,
+        AutoModelForSequenceClassification,
+        AutoModelForQuestionAnswering,
+    ):
         head = auto_class.from_pretrained(tmp_path)
-        assert torch.equal(head.model.encoder.layers[0].mlp.fc2.weight, model.model.encoder.layers[0].mlp.fc2.weight)
+        assert torch.equal(
+            head.model.encoder.layers[0].mlp.fc2.weight, model.model.encoder.layers[0].mlp.fc2.weight
+        )

@@ -33,7 +33,9 @@ SORA_CLASSES = [
 def test_packaged_checkpoint_is_small_safetensors():
     folder = sora_hf.packaged_checkpoint_path("sora")
     files = os.listdir(folder)
-    assert "model.safetensors" in files and not any(f.endswith((".bin", ".pt", ".pth", ".pkl")) for f in files)
+    assert "model.safetensors" in files and not any(
+        f.endswith((".bin", ".pt", ".pth", ".pkl")) for f in files
+    )
     assert os.path.getsize(os.path.join(folder, "model.safetensors")) <= 40 * 2**20
 
 
@@ -55,8 +57,11 @@ def test_config_and_tokenizer_resolve_sora():
 
 
 def test_a_local_folder_named_sora_wins(tmp_path, monkeypatch):
-    local = SoraForMaskedLM(SoraConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                                       intermediate_size=32))
+    local = SoraForMaskedLM(
+        SoraConfig(
+            vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
+        )
+    )
     local.save_pretrained(tmp_path / "sora")
     monkeypatch.chdir(tmp_path)
     assert SoraForMaskedLM.from_pretrained("sora").config.vocab_size == 50

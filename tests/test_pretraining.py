@@ -88,10 +88,14 @@ def test_resumed_run_reproduces_the_uninterrupted_loss_curve(tokenizer_and_chunk
     uninterrupted = trainer_for(tiny_model(tokenizer), tokenizer, chunks, tmp_path / "full", max_steps=6)
     uninterrupted.train()
 
-    interrupted = trainer_for(tiny_model(tokenizer), tokenizer, chunks, tmp_path / "cut", max_steps=6, save_steps=3)
+    interrupted = trainer_for(
+        tiny_model(tokenizer), tokenizer, chunks, tmp_path / "cut", max_steps=6, save_steps=3
+    )
     interrupted.add_callback(StopAfterStep(3))  # as if the run were killed right after its checkpoint
     interrupted.train()
-    resumed = trainer_for(tiny_model(tokenizer), tokenizer, chunks, tmp_path / "cut", max_steps=6, save_steps=3)
+    resumed = trainer_for(
+        tiny_model(tokenizer), tokenizer, chunks, tmp_path / "cut", max_steps=6, save_steps=3
+    )
     resumed.train(resume_from_checkpoint=str(tmp_path / "cut" / "checkpoint-3"))
 
     expected, actual = losses(uninterrupted), losses(resumed)

@@ -22,8 +22,14 @@ def tiny_checkpoint(tmp_path_factory):
     texts = load_task_dataset("sentiment")["train"].select(range(2000))["text"]
     tokenizer = train_sora_tokenizer(iter(texts), vocab_size=600)
     torch.manual_seed(0)
-    config = SoraConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=64, max_position_embeddings=128)
+    config = SoraConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     SoraForPreTraining(config).save_pretrained(folder)  # a pretraining checkpoint, like `sora`
     tokenizer.save_pretrained(folder)
     return str(folder)
@@ -31,13 +37,25 @@ def tiny_checkpoint(tmp_path_factory):
 
 def test_run_classification_writes_a_servable_model_and_plots(tiny_checkpoint, tmp_path):
     args = ClassificationArguments(model_name_or_path=tiny_checkpoint, max_train_samples=64, max_length=32)
-    training_args = TrainingArguments(output_dir=str(tmp_path), max_steps=4, per_device_train_batch_size=16,
-                                      per_device_eval_batch_size=256, report_to=[], use_cpu=True, save_strategy="no")
+    training_args = TrainingArguments(
+        output_dir=str(tmp_path),
+        max_steps=4,
+        per_device_train_batch_size=16,
+        per_device_eval_batch_size=256,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+    )
     results = run_classification(args, training_args)
     assert 0.0 <= results["test"]["test_accuracy"] <= 1.0 and results["steps"] == 4
     assert results["split_sizes"] == {"train": 64, "validation": 3666, "test": 3666}
     assert 0.3 < results["baseline_tfidf_logreg_accuracy"] < 1.0
-    for name in ("confusion_matrix.png", "loss_curve.png", "model.safetensors", "classification_results.json"):
+    for name in (
+        "confusion_matrix.png",
+        "loss_curve.png",
+        "model.safetensors",
+        "classification_results.json",
+    ):
         assert (tmp_path / name).is_file(), name
     predictions = pipeline("text-classification", model=str(tmp_path))(["great day!", "awful service"])
     assert [p["label"] in {"negative", "neutral", "positive"} for p in predictions] == [True, True]
@@ -45,14 +63,38 @@ def test_run_classification_writes_a_servable_model_and_plots(tiny_checkpoint, t
 
 def test_finetune_command_and_user_csv(tiny_checkpoint, tmp_path):
     csv = tmp_path / "reviews.csv"
-    rows = ["review,stars"] + [f"{'good' if i % 2 else 'bad'} product number {i},{'pos' if i % 2 else 'neg'}" for i in range(40)]
+    rows = ["review,stars"] + [
+        f"{'good' if i % 2 else 'bad'} product number {i},{'pos' if i % 2 else 'neg'}" for i in range(40)
+    ]
     csv.write_text("\n".join(rows) + "\n")
-    code = cli_main([
-        "finetune", "--task", "sentiment", "--model_name_or_path", tiny_checkpoint, "--train_file", str(csv),
-        "--validation_file", str(csv), "--test_file", str(csv), "--text_column", "review", "--label_column", "stars",
-        "--output_dir", str(tmp_path / "run"), "--max_steps", "2", "--report_to", "none", "--use_cpu",
-        "--save_strategy", "no",
-    ])
+    code = cli_main(
+        [
+            "finetune",
+            "--task",
+            "sentiment",
+            "--model_name_or_path",
+            tiny_checkpoint,
+            "--train_file",
+            str(csv),
+            "--validation_file",
+            str(csv),
+            "--test_file",
+            str(csv),
+            "--text_column",
+            "review",
+            "--label_column",
+            "stars",
+            "--output_dir",
+            str(tmp_path / "run"),
+            "--max_steps",
+            "2",
+            "--report_to",
+            "none",
+            "--use_cpu",
+            "--save_strategy",
+            "no",
+        ]
+    )
     assert code == 0
     results = json.loads((tmp_path / "run" / "classification_results.json").read_text())
     assert results["split_sizes"]["test"] == 40

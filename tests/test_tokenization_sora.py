@@ -463,4 +463,7 @@ def test_training_on_a_list_with_very_long_texts():
     """A long text is not mistaken for a file path (Path.is_file() raises ENAMETOOLONG on it)."""
     long_text = "word " * 5000
     tokenizer = train_sora_tokenizer([long_text, "another short text"] * 5, vocab_size=300)
-    assert tokenizer.decode(tokenizer("another short text")["input_ids"], skip_special_tokens=True) == "another short text"
+    assert (
+        tokenizer.decode(tokenizer("another short text")["input_ids"], skip_special_tokens=True)
+        == "another short text"
+    )

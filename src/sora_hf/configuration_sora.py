@@ -96,7 +96,9 @@ class SoraConfig(PreTrainedConfig):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs) -> "SoraConfig":
         """Load a config; the name `sora` means the packaged checkpoint."""
-        return super().from_pretrained(resolve_pretrained_name(pretrained_model_name_or_path), *args, **kwargs)
+        return super().from_pretrained(
+            resolve_pretrained_name(pretrained_model_name_or_path), *args, **kwargs
+        )
 
     def validate_architecture(self):
         """Raise `ValueError` naming the field when a size, probability or activation is invalid."""

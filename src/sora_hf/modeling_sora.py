@@ -61,7 +61,9 @@ def check_sequence_length(seq_length: int, max_positions: int) -> None:
         )
 
 
-def shift_tokens_right(input_ids: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
+def shift_tokens_right(
+    input_ids: torch.Tensor, pad_token_id: int, decoder_start_token_id: int
+) -> torch.Tensor:
     """Shift ids one position to the right and start with `decoder_start_token_id` (labels -> decoder inputs)."""
     shifted = input_ids.new_zeros(input_ids.shape)
     shifted[:, 1:] = input_ids[:, :-1].clone()
@@ -126,7 +128,9 @@ class SoraEmbeddings(nn.Module):
 class SoraSelfAttention(nn.Module):
     """Multi-head self-attention with one fused query/key/value projection."""
 
-    def __init__(self, config: SoraConfig, num_heads: int, is_causal: bool = False, layer_idx: int | None = None):
+    def __init__(
+        self, config: SoraConfig, num_heads: int, is_causal: bool = False, layer_idx: int | None = None
+    ):
         super().__init__()
         self.config = config
         self.num_heads = num_heads
@@ -319,7 +323,9 @@ class SoraPreTrainedModel(PreTrainedModel):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         """Load weights; the name `sora` means the packaged checkpoint (a local folder `sora` still wins)."""
-        return super().from_pretrained(resolve_pretrained_name(pretrained_model_name_or_path), *args, **kwargs)
+        return super().from_pretrained(
+            resolve_pretrained_name(pretrained_model_name_or_path), *args, **kwargs
+        )
 
 
 class SoraEncoder(SoraPreTrainedModel):
@@ -676,7 +682,9 @@ class SoraForPreTraining(SoraPreTrainedModel):
         seq_relationship_logits = self.nsp_head(self.pooler(sequence_output))
         nsp_loss = None
         if next_sentence_label is not None:
-            nsp_loss = nn.functional.cross_entropy(seq_relationship_logits.float(), next_sentence_label.view(-1))
+            nsp_loss = nn.functional.cross_entropy(
+                seq_relationship_logits.float(), next_sentence_label.view(-1)
+            )
 
         denoising_logits = denoising_loss = None
         if decoder_labels is not None:
@@ -758,7 +766,9 @@ class SoraForMaskedLM(SoraPreTrainedModel):
         logits, loss = masked_lm_logits_and_loss(
             self.lm_head, outputs.last_hidden_state, labels, self.sparse_prediction, num_items_in_batch
         )
-        return MaskedLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions)
+        return MaskedLMOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
 
 
 class SoraForSequenceClassification(SoraPreTrainedModel):
@@ -771,7 +781,9 @@ class SoraForSequenceClassification(SoraPreTrainedModel):
         self.num_labels = config.num_labels
         self.model = SoraModel(config, with_decoder=False)
         self.pooler = SoraPooler(config)
-        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        dropout = (
+            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        )
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
@@ -819,7 +831,9 @@ class SoraForTokenClassification(SoraPreTrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.model = SoraModel(config, with_decoder=False)
-        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        dropout = (
+            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        )
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
@@ -915,7 +929,11 @@ class SoraForConditionalGeneration(SoraPreTrainedModel, GenerationMixin):
     accepts_loss_kwargs = True  # token-level loss: normalised by Trainer's `num_items_in_batch`
 
     _tied_weights_keys = {"lm_head.weight": WORD_EMBEDDINGS}
-    _keys_to_ignore_on_load_unexpected = [r"^lm_head\.(dense|layer_norm|decoder)", r"^nsp_head\.", r"^pooler\."]
+    _keys_to_ignore_on_load_unexpected = [
+        r"^lm_head\.(dense|layer_norm|decoder)",
+        r"^nsp_head\.",
+        r"^pooler\.",
+    ]
 
     def __init__(self, config: SoraConfig):
         super().__init__(config)
@@ -951,7 +969,9 @@ class SoraForConditionalGeneration(SoraPreTrainedModel, GenerationMixin):
         """
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
         if labels is not None and decoder_input_ids is None and decoder_inputs_embeds is None:
-            decoder_input_ids = shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+            decoder_input_ids = shift_tokens_right(
+                labels, self.config.pad_token_id, self.config.decoder_start_token_id
+            )
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,

@@ -21,6 +21,10 @@ def packaged_checkpoint_path(name: str = "sora") -> str:
 
 def resolve_pretrained_name(name_or_path: str | os.PathLike) -> str | os.PathLike:
     """`sora` means the packaged checkpoint unless a local folder of that name exists (it wins, as in transformers)."""
-    if isinstance(name_or_path, str) and name_or_path in PACKAGED_CHECKPOINTS and not os.path.isdir(name_or_path):
+    if (
+        isinstance(name_or_path, str)
+        and name_or_path in PACKAGED_CHECKPOINTS
+        and not os.path.isdir(name_or_path)
+    ):
         return packaged_checkpoint_path(name_or_path)
     return name_or_path

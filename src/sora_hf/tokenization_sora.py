@@ -19,7 +19,11 @@ if TYPE_CHECKING:
 
 logger = logging.get_logger(__name__)
 
-VOCAB_FILES_NAMES = {"vocab_file": "vocab.json", "merges_file": "merges.txt", "tokenizer_file": "tokenizer.json"}
+VOCAB_FILES_NAMES = {
+    "vocab_file": "vocab.json",
+    "merges_file": "merges.txt",
+    "tokenizer_file": "tokenizer.json",
+}
 
 # Fixed ids 0-4, in this order, so every Sora checkpoint agrees on them (`SoraConfig` defaults rely on it).
 SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>", "<mask>")
@@ -85,7 +89,9 @@ class SoraTokenizer(TokenizersBackend):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs) -> SoraTokenizer:
         """Load a tokenizer; the name `sora` means the packaged checkpoint."""
-        return super().from_pretrained(resolve_pretrained_name(pretrained_model_name_or_path), *args, **kwargs)
+        return super().from_pretrained(
+            resolve_pretrained_name(pretrained_model_name_or_path), *args, **kwargs
+        )
 
     def __init__(
         self,
@@ -210,7 +216,9 @@ def _iter_file_lines(paths: list[Path]) -> Iterator[str]:
                 raise ValueError(f"{path} is not UTF-8 text ({error}): convert it to UTF-8 first.") from error
 
 
-def _iter_dataset_column(dataset: datasets.Dataset | datasets.IterableDataset, text_column: str) -> Iterator[str]:
+def _iter_dataset_column(
+    dataset: datasets.Dataset | datasets.IterableDataset, text_column: str
+) -> Iterator[str]:
     for batch in dataset.iter(batch_size=TRAINING_BATCH_SIZE):
         yield from batch[text_column]
 
@@ -246,7 +254,10 @@ def _as_file_list(source) -> list[Path] | None:
 
 
 def train_sora_tokenizer(
-    texts_or_files_or_dataset: Iterable[str] | list[str | os.PathLike] | datasets.Dataset | datasets.IterableDataset,
+    texts_or_files_or_dataset: Iterable[str]
+    | list[str | os.PathLike]
+    | datasets.Dataset
+    | datasets.IterableDataset,
     vocab_size: int = 8000,
     min_frequency: int = 2,
     text_column: str = "text",
@@ -263,9 +274,13 @@ def train_sora_tokenizer(
             f"tokens) so that BPE can learn merges; got {vocab_size!r}."
         )
     if isinstance(min_frequency, bool) or not isinstance(min_frequency, int) or min_frequency < 1:
-        raise ValueError(f"min_frequency must be an int >= 1 (pairs seen fewer times are not merged); got {min_frequency!r}.")
+        raise ValueError(
+            f"min_frequency must be an int >= 1 (pairs seen fewer times are not merged); got {min_frequency!r}."
+        )
     if isinstance(model_max_length, bool) or not isinstance(model_max_length, int) or model_max_length < 2:
-        raise ValueError(f"model_max_length must be an int >= 2 (room for <s> and </s>); got {model_max_length!r}.")
+        raise ValueError(
+            f"model_max_length must be an int >= 2 (room for <s> and </s>); got {model_max_length!r}."
+        )
 
     source = texts_or_files_or_dataset
     length = None
@@ -281,7 +296,9 @@ def train_sora_tokenizer(
             )
         feature = (source.features or {}).get(text_column)
         if feature is not None and getattr(feature, "dtype", None) not in ("string", "large_string"):
-            raise ValueError(f"Column {text_column!r} holds {feature}, not strings: set text_column to a text column.")
+            raise ValueError(
+                f"Column {text_column!r} holds {feature}, not strings: set text_column to a text column."
+            )
         texts = _iter_dataset_column(source, text_column)
         length = len(source) if isinstance(source, datasets.Dataset) else None
     elif isinstance(source, str):
@@ -300,7 +317,11 @@ def train_sora_tokenizer(
 
     batches = _TextBatches(texts)
     tokenizer = SoraTokenizer(model_max_length=model_max_length).train_new_from_iterator(
-        batches, vocab_size=vocab_size, length=length, min_frequency=min_frequency, show_progress=show_progress
+        batches,
+        vocab_size=vocab_size,
+        length=length,
+        min_frequency=min_frequency,
+        show_progress=show_progress,
     )
     if batches.count == 0:
         raise ValueError("train_sora_tokenizer found no non-empty text to learn from: check the input.")

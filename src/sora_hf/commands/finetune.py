@@ -22,7 +22,9 @@ def run(args: argparse.Namespace) -> int:
 
     from ..training.classification import ClassificationArguments, run_classification
 
-    parser = HfArgumentParser((ClassificationArguments, TrainingArguments), prog=f"sora-hf finetune --task {args.task}")
+    parser = HfArgumentParser(
+        (ClassificationArguments, TrainingArguments), prog=f"sora-hf finetune --task {args.task}"
+    )
     task_args, training_args = parser.parse_args_into_dataclasses(args=args.arguments)
     results = run_classification(task_args, training_args)
     print(json.dumps({k: v for k, v in results.items() if k != "arguments"}, indent=2, default=str))

@@ -18,9 +18,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--files", nargs="+", type=Path, help="UTF-8 text files, one text per line.")
     source.add_argument("--dataset-dir", type=Path, help="A dataset saved with `save_to_disk`.")
     parser.add_argument("--text-column", default="text", help="Column of --dataset-dir holding the texts.")
-    parser.add_argument("--split", default="train", help="Split to read when --dataset-dir holds a DatasetDict.")
-    parser.add_argument("--vocab-size", type=int, default=8000, help="Size of the vocabulary, special tokens included.")
-    parser.add_argument("--min-frequency", type=int, default=2, help="Merge only pairs seen at least this often.")
+    parser.add_argument(
+        "--split", default="train", help="Split to read when --dataset-dir holds a DatasetDict."
+    )
+    parser.add_argument(
+        "--vocab-size", type=int, default=8000, help="Size of the vocabulary, special tokens included."
+    )
+    parser.add_argument(
+        "--min-frequency", type=int, default=2, help="Merge only pairs seen at least this often."
+    )
     parser.add_argument("--model-max-length", type=int, default=512, help="Longest input the model accepts.")
     parser.add_argument("--output-dir", type=Path, required=True, help="Folder to save the tokenizer in.")
     parser.set_defaults(func=run)
@@ -34,7 +40,9 @@ def run(args: argparse.Namespace) -> int:
         source = args.files
     else:
         if not args.dataset_dir.is_dir():
-            raise ValueError(f"--dataset-dir {args.dataset_dir} is not a folder: pass a dataset saved with save_to_disk.")
+            raise ValueError(
+                f"--dataset-dir {args.dataset_dir} is not a folder: pass a dataset saved with save_to_disk."
+            )
         source = datasets.load_from_disk(str(args.dataset_dir))
         if isinstance(source, datasets.DatasetDict):
             if args.split not in source:

@@ -25,9 +25,12 @@ from .trainer import SoraTrainer
 class ClassificationArguments:
     """Which model and data; `TrainingArguments` hold the optimisation settings."""
 
-    model_name_or_path: str = field(default="sora", metadata={"help": "Checkpoint to start from ('sora' = packaged)."})
+    model_name_or_path: str = field(
+        default="sora", metadata={"help": "Checkpoint to start from ('sora' = packaged)."}
+    )
     from_scratch: bool = field(
-        default=False, metadata={"help": "Random initialisation with the checkpoint's config (the no-pretraining control)."}
+        default=False,
+        metadata={"help": "Random initialisation with the checkpoint's config (the no-pretraining control)."},
     )
     train_file: str | None = field(default=None, metadata={"help": "Your own CSV/JSON training file."})
     validation_file: str | None = None
@@ -44,7 +47,13 @@ def load_classification_data(args: ClassificationArguments):
     if args.train_file is None:
         return load_task_dataset("sentiment")
     files = {"train": args.train_file}
-    files.update({split: path for split, path in (("validation", args.validation_file), ("test", args.test_file)) if path})
+    files.update(
+        {
+            split: path
+            for split, path in (("validation", args.validation_file), ("test", args.test_file))
+            if path
+        }
+    )
     return load_task_dataset(
         "sentiment", data_files=files, text_column=args.text_column, label_column=args.label_column
     )
@@ -77,7 +86,11 @@ def run_classification(args: ClassificationArguments, training_args: TrainingArg
 
     checkpoint = resolve_pretrained_name(args.model_name_or_path)
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-    label_maps = dict(num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
+    label_maps = dict(
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={n: i for i, n in enumerate(labels)},
+    )
     if args.from_scratch:
         config = AutoConfig.from_pretrained(checkpoint, **label_maps)
         model = AutoModelForSequenceClassification.from_config(config)
@@ -94,7 +107,9 @@ def run_classification(args: ClassificationArguments, training_args: TrainingArg
     accuracy_f1 = load_metric("accuracy_f1")
 
     def compute_metrics(prediction):
-        return accuracy_f1.compute(predictions=np.argmax(prediction.predictions, -1), references=prediction.label_ids)
+        return accuracy_f1.compute(
+            predictions=np.argmax(prediction.predictions, -1), references=prediction.label_ids
+        )
 
     trainer = SoraTrainer(
         model=model,
@@ -111,14 +126,21 @@ def run_classification(args: ClassificationArguments, training_args: TrainingArg
     predictions = np.argmax(test_output.predictions, -1)
     trainer.save_model(output_dir)
     plot_confusion_matrix(
-        test_output.label_ids.tolist(), predictions.tolist(), labels, output_dir / "confusion_matrix.png",
+        test_output.label_ids.tolist(),
+        predictions.tolist(),
+        labels,
+        output_dir / "confusion_matrix.png",
         title=f"test split, accuracy {test_output.metrics['test_accuracy']:.3f}",
     )
     results = {
         "test": test_output.metrics,
         "train_seconds": train_seconds,
         "steps": trainer.state.global_step,
-        "split_sizes": {"train": len(train), "validation": len(dataset["validation"]), "test": len(dataset["test"])},
+        "split_sizes": {
+            "train": len(train),
+            "validation": len(dataset["validation"]),
+            "test": len(dataset["test"]),
+        },
         "arguments": asdict(args),
     }
     if args.run_baseline:

@@ -21,9 +21,15 @@ from .pretraining_data import prepare_pretraining_dataset
 class PretrainingArguments:
     """What to pretrain on and which Sora to build; `TrainingArguments` hold the optimisation settings."""
 
-    corpus_dir: str | None = field(default=None, metadata={"help": "Saved corpus (default: the corpus cache)."})
-    sources: list[str] | None = field(default=None, metadata={"help": "Corpus sources to use (default: all)."})
-    max_docs_per_source: int | None = field(default=None, metadata={"help": "Cap per source, for quick runs."})
+    corpus_dir: str | None = field(
+        default=None, metadata={"help": "Saved corpus (default: the corpus cache)."}
+    )
+    sources: list[str] | None = field(
+        default=None, metadata={"help": "Corpus sources to use (default: all)."}
+    )
+    max_docs_per_source: int | None = field(
+        default=None, metadata={"help": "Cap per source, for quick runs."}
+    )
     tokenizer_name_or_path: str | None = field(
         default=None, metadata={"help": "Existing tokenizer; when absent one is trained on the corpus."}
     )
@@ -36,7 +42,9 @@ class PretrainingArguments:
     num_attention_heads: int = 4
     intermediate_size: int = 1024
     decoder_layers: int = 2
-    with_decoder: bool = field(default=True, metadata={"help": "Add the decoder and its denoising objective."})
+    with_decoder: bool = field(
+        default=True, metadata={"help": "Add the decoder and its denoising objective."}
+    )
     max_length: int = field(default=128, metadata={"help": "Tokens per pretraining sequence."})
     mlm_probability: float = 0.15
     whole_word_masking: bool = False
@@ -67,7 +75,9 @@ def load_or_train_tokenizer(args: PretrainingArguments, corpus) -> SoraTokenizer
     """The tokenizer named in `args`, or a new one trained on the corpus's training split."""
     if args.tokenizer_name_or_path:
         return SoraTokenizer.from_pretrained(args.tokenizer_name_or_path)
-    return train_sora_tokenizer(corpus["train"], vocab_size=args.vocab_size, text_column="text", show_progress=True)
+    return train_sora_tokenizer(
+        corpus["train"], vocab_size=args.vocab_size, text_column="text", show_progress=True
+    )
 
 
 def build_model(args: PretrainingArguments, tokenizer: SoraTokenizer) -> SoraForPreTraining:
@@ -179,8 +189,11 @@ def run_pretraining(args: PretrainingArguments, training_args: TrainingArguments
         "held_out": metrics,
         "steps": trainer.state.global_step,
         "train_chunks": len(chunks["train"]),
-        "tokens_seen_estimate": trainer.state.global_step * training_args.train_batch_size
-        * training_args.gradient_accumulation_steps * training_args.world_size * args.max_length,
+        "tokens_seen_estimate": trainer.state.global_step
+        * training_args.train_batch_size
+        * training_args.gradient_accumulation_steps
+        * training_args.world_size
+        * args.max_length,
         "wall_time_seconds": time.time() - started,
         "pretraining_arguments": asdict(args),
         "parameters": model.num_parameters(),
