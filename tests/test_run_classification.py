@@ -45,6 +45,7 @@ def test_run_classification_writes_a_servable_model_and_plots(tiny_checkpoint, t
         report_to=[],
         use_cpu=True,
         save_strategy="no",
+        logging_steps=1,
     )
     results = run_classification(args, training_args)
     assert 0.0 <= results["test"]["test_accuracy"] <= 1.0 and results["steps"] == 4

@@ -13,8 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         add_help=False,
     )
     parser.add_argument("--task", required=True, choices=TASKS)
-    parser.add_argument("arguments", nargs=argparse.REMAINDER)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, forward_arguments=True)
 
 
 def run(args: argparse.Namespace) -> int:

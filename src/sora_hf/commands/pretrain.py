@@ -10,8 +10,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="Pretrain Sora (MLM + NSP + denoising) with Trainer; pass --help after `pretrain` for all flags.",
         add_help=False,
     )
-    parser.add_argument("arguments", nargs=argparse.REMAINDER)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, forward_arguments=True)
 
 
 def run(args: argparse.Namespace) -> int:
