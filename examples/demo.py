@@ -4,7 +4,7 @@ Loads the pretrained Sora that ships with the package, fine-tunes it on the sent
 split of DATA.md) with `SoraTrainer`, evaluates on the test split, saves the model, reloads it through
 `AutoModelForSequenceClassification` and `pipeline`, and prints predictions for a few sentences.
 
-    python examples/demo.py [--train-samples 8000] [--output-dir runs/demo]
+    python examples/demo.py [--train-samples 16000] [--output-dir runs/demo]
 """
 
 import argparse
@@ -26,7 +26,7 @@ SENTENCES = [
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--train-samples", type=int, default=8000, help="Training tweets used (the demo is short)."
+        "--train-samples", type=int, default=16000, help="Training tweets used (the demo is short)."
     )
     parser.add_argument("--output-dir", default="runs/demo")
     args = parser.parse_args()
@@ -43,7 +43,7 @@ def main() -> None:
             num_train_epochs=1,
             per_device_train_batch_size=32,
             per_device_eval_batch_size=128,
-            learning_rate=1e-4,
+            learning_rate=3e-4,
             warmup_steps=20,
             weight_decay=0.01,
             logging_steps=20,
