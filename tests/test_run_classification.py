@@ -104,6 +104,12 @@ def test_finetune_command_and_user_csv(tiny_checkpoint, tmp_path):
 def test_user_csv_with_a_misnamed_column_names_it(tmp_path):
     csv = tmp_path / "reviews.csv"
     csv.write_text("review,stars\nnice,pos\nbad,neg\n")
-    args = ClassificationArguments(train_file=str(csv), text_column="text", label_column="stars")
+    args = ClassificationArguments(
+        train_file=str(csv),
+        validation_file=str(csv),
+        test_file=str(csv),
+        text_column="text",
+        label_column="stars",
+    )
     with pytest.raises(ValueError, match="text"):
         load_classification_data(args)

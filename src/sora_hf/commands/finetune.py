@@ -3,7 +3,7 @@
 import argparse
 import json
 
-TASKS = ("sentiment",)
+TASKS = ("sentiment", "ner")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,11 +20,16 @@ def run(args: argparse.Namespace) -> int:
     from transformers import HfArgumentParser, TrainingArguments
 
     from ..training.classification import ClassificationArguments, run_classification
+    from ..training.token_classification import TokenClassificationArguments, run_token_classification
 
+    arguments_class, runner = {
+        "sentiment": (ClassificationArguments, run_classification),
+        "ner": (TokenClassificationArguments, run_token_classification),
+    }[args.task]
     parser = HfArgumentParser(
-        (ClassificationArguments, TrainingArguments), prog=f"sora-hf finetune --task {args.task}"
+        (arguments_class, TrainingArguments), prog=f"sora-hf finetune --task {args.task}"
     )
     task_args, training_args = parser.parse_args_into_dataclasses(args=args.arguments)
-    results = run_classification(task_args, training_args)
+    results = runner(task_args, training_args)
     print(json.dumps({k: v for k, v in results.items() if k != "arguments"}, indent=2, default=str))
     return 0

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 from transformers import (
-    AutoConfig,
     AutoModelForSequenceClassification,
     AutoTokenizer,
     DataCollatorWithPadding,
@@ -17,6 +16,7 @@ from transformers import (
 from ..data.tasks import load_task_dataset
 from ..metrics import load_metric
 from ..pretrained import resolve_pretrained_name
+from .finetuning import load_task_model, training_slice, user_data_files
 from .plots import plot_confusion_matrix
 from .trainer import SoraTrainer
 
@@ -46,14 +46,7 @@ def load_classification_data(args: ClassificationArguments):
     """The built-in sentiment split, or the user's files with named columns."""
     if args.train_file is None:
         return load_task_dataset("sentiment")
-    files = {"train": args.train_file}
-    files.update(
-        {
-            split: path
-            for split, path in (("validation", args.validation_file), ("test", args.test_file))
-            if path
-        }
-    )
+    files = user_data_files(args.train_file, args.validation_file, args.test_file)
     return load_task_dataset(
         "sentiment", data_files=files, text_column=args.text_column, label_column=args.label_column
     )
@@ -80,22 +73,11 @@ def run_classification(args: ClassificationArguments, training_args: TrainingArg
     output_dir = Path(training_args.output_dir)
     dataset = load_classification_data(args)
     labels = dataset["train"].features["label"].names
-    train = dataset["train"]
-    if args.max_train_samples:
-        train = train.shuffle(seed=training_args.seed).select(range(min(args.max_train_samples, len(train))))
+    train = training_slice(dataset["train"], args.max_train_samples, training_args.seed)
 
     checkpoint = resolve_pretrained_name(args.model_name_or_path)
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-    label_maps = dict(
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id={n: i for i, n in enumerate(labels)},
-    )
-    if args.from_scratch:
-        config = AutoConfig.from_pretrained(checkpoint, **label_maps)
-        model = AutoModelForSequenceClassification.from_config(config)
-    else:
-        model = AutoModelForSequenceClassification.from_pretrained(checkpoint, **label_maps)
+    model = load_task_model(AutoModelForSequenceClassification, checkpoint, labels, args.from_scratch)
 
     def tokenize(batch):
         return tokenizer(batch["text"], truncation=True, max_length=args.max_length)

@@ -1,0 +1,26 @@
+"""Fine-tune Sora for named-entity recognition (the NER tweets of DATA.md, or your own CSV/JSON files).
+
+    python examples/run_ner.py --output_dir runs/ner --num_train_epochs 3 --use_cpu
+    python examples/run_ner.py --train_file my.jsonl --tokens_column words --tags_column tags ...
+
+Writes the model (served by `pipeline("token-classification", model=output_dir, aggregation_strategy="simple")`),
+TensorBoard logs, `loss_curve.png` and `ner_results.json` (test seqeval metrics and the per-token majority-tag
+baseline on the same test split).
+"""
+
+import json
+
+from transformers import HfArgumentParser, TrainingArguments
+
+from sora_hf.training.token_classification import TokenClassificationArguments, run_token_classification
+
+
+def main() -> None:
+    parser = HfArgumentParser((TokenClassificationArguments, TrainingArguments))
+    args, training_args = parser.parse_args_into_dataclasses()
+    results = run_token_classification(args, training_args)
+    print(json.dumps({k: v for k, v in results.items() if k != "arguments"}, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

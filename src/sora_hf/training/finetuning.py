@@ -1,0 +1,34 @@
+"""Pieces every fine-tuning entry point shares: the user's data files, the task model, the training slice."""
+
+from transformers import AutoConfig
+
+
+def user_data_files(train_file: str, validation_file: str | None, test_file: str | None) -> dict[str, str]:
+    """`{split: path}` for `load_task_dataset(data_files=...)`; every split is required."""
+    files = {"train": train_file, "validation": validation_file, "test": test_file}
+    missing = [split for split, path in files.items() if not path]
+    if missing:
+        raise ValueError(
+            f"With train_file, also pass {' and '.join(f'{split}_file' for split in missing)} "
+            "(the same file is fine for a quick check)."
+        )
+    return files
+
+
+def load_task_model(auto_class, checkpoint: str, labels: list[str], from_scratch: bool):
+    """`auto_class` with the label names; random weights (same config) when `from_scratch`."""
+    label_maps = dict(
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={n: i for i, n in enumerate(labels)},
+    )
+    if from_scratch:
+        return auto_class.from_config(AutoConfig.from_pretrained(checkpoint, **label_maps))
+    return auto_class.from_pretrained(checkpoint, **label_maps)
+
+
+def training_slice(train, max_samples: int | None, seed: int):
+    """The first `max_samples` of a seeded shuffle of `train`, or all of it."""
+    if not max_samples:
+        return train
+    return train.shuffle(seed=seed).select(range(min(max_samples, len(train))))

@@ -1,0 +1,150 @@
+"""Fine-tune a Sora (or any transformers) token classifier on the NER task or the user's own files."""
+
+import json
+import time
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from transformers import (
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    DataCollatorForTokenClassification,
+    TrainingArguments,
+)
+
+from ..data.tasks import load_task_dataset
+from ..metrics import load_metric
+from ..pretrained import resolve_pretrained_name
+from .finetuning import load_task_model, training_slice, user_data_files
+from .trainer import SoraTrainer
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class TokenClassificationArguments:
+    """Which model and data; `TrainingArguments` hold the optimisation settings."""
+
+    model_name_or_path: str = field(
+        default="sora", metadata={"help": "Checkpoint to start from ('sora' = packaged)."}
+    )
+    from_scratch: bool = field(
+        default=False,
+        metadata={"help": "Random initialisation with the checkpoint's config (the no-pretraining control)."},
+    )
+    train_file: str | None = field(
+        default=None, metadata={"help": "Your own CSV/JSON training file (one sentence per row)."}
+    )
+    validation_file: str | None = None
+    test_file: str | None = None
+    tokens_column: str = field(
+        default="tokens", metadata={"help": "Column of words: a list, or a whitespace-separated string."}
+    )
+    tags_column: str = field(
+        default="ner_tags", metadata={"help": "Column of tags, one per word (names such as 'B-PER' or ids)."}
+    )
+    max_length: int = 128
+    max_train_samples: int | None = None
+    run_baseline: bool = field(default=True, metadata={"help": "Also score the per-token majority tag."})
+
+
+def load_token_classification_data(args: TokenClassificationArguments):
+    """The built-in NER split, or the user's files with named columns."""
+    if args.train_file is None:
+        return load_task_dataset("ner")
+    files = user_data_files(args.train_file, args.validation_file, args.test_file)
+    return load_task_dataset(
+        "ner", data_files=files, tokens_column=args.tokens_column, tags_column=args.tags_column
+    )
+
+
+def align_labels(word_ids: list[int | None], tags: list[int]) -> list[int]:
+    """The word's tag on its first sub-token; -100 (ignored by the loss) on later sub-tokens and specials."""
+    labels, previous = [], None
+    for word_id in word_ids:
+        labels.append(IGNORE_INDEX if word_id is None or word_id == previous else tags[word_id])
+        previous = word_id
+    return labels
+
+
+def majority_tag_baseline(train, test, labels: list[str]) -> dict[str, float]:
+    """Named baseline: each test token gets its most frequent train tag (lower-cased lookup; unseen → 'O')."""
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for tokens, tags in zip(train["tokens"], train["ner_tags"]):
+        for token, tag in zip(tokens, tags):
+            counts[token.lower()][labels[tag]] += 1
+    majority = {token: tag_counts.most_common(1)[0][0] for token, tag_counts in counts.items()}
+    predictions = [[majority.get(token.lower(), "O") for token in tokens] for tokens in test["tokens"]]
+    references = [[labels[tag] for tag in tags] for tags in test["ner_tags"]]
+    return load_metric("seqeval_f1").compute(predictions=predictions, references=references)
+
+
+def run_token_classification(args: TokenClassificationArguments, training_args: TrainingArguments) -> dict:
+    """Fine-tune, evaluate on the test split, save a folder `pipeline('token-classification')` serves."""
+    started = time.time()
+    output_dir = Path(training_args.output_dir)
+    dataset = load_token_classification_data(args)
+    labels = dataset["train"].features["ner_tags"].feature.names
+    train = training_slice(dataset["train"], args.max_train_samples, training_args.seed)
+
+    checkpoint = resolve_pretrained_name(args.model_name_or_path)
+    # Byte-level BPE: pre-split words need a leading space to be encoded as in running text.
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint, add_prefix_space=True)
+    model = load_task_model(AutoModelForTokenClassification, checkpoint, labels, args.from_scratch)
+
+    def tokenize(batch):
+        encoded = tokenizer(
+            batch["tokens"], is_split_into_words=True, truncation=True, max_length=args.max_length
+        )
+        encoded["labels"] = [
+            align_labels(encoded.word_ids(i), tags) for i, tags in enumerate(batch["ner_tags"])
+        ]
+        return encoded
+
+    columns = dataset["train"].column_names
+    train_features = train.map(tokenize, batched=True, remove_columns=columns)
+    eval_features = dataset["validation"].map(tokenize, batched=True, remove_columns=columns)
+    test_features = dataset["test"].map(tokenize, batched=True, remove_columns=columns)
+    seqeval_f1 = load_metric("seqeval_f1")
+
+    def compute_metrics(prediction):
+        # Score one tag per word (its first sub-token); words cut off by max_length are not scored.
+        predicted_ids = np.argmax(prediction.predictions, -1)
+        keep = prediction.label_ids != IGNORE_INDEX
+        predictions = [[labels[p] for p in row[k]] for row, k in zip(predicted_ids, keep)]
+        references = [[labels[r] for r in row[k]] for row, k in zip(prediction.label_ids, keep)]
+        return seqeval_f1.compute(predictions=predictions, references=references)
+
+    trainer = SoraTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_features,
+        eval_dataset=eval_features,
+        data_collator=DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=8),
+        processing_class=tokenizer,
+        compute_metrics=compute_metrics,
+    )
+    trainer.train()
+    train_seconds = time.time() - started
+    test_output = trainer.predict(test_features, metric_key_prefix="test")
+    trainer.save_model(output_dir)
+    results = {
+        "test": test_output.metrics,
+        "train_seconds": train_seconds,
+        "steps": trainer.state.global_step,
+        "split_sizes": {
+            "train": len(train),
+            "validation": len(dataset["validation"]),
+            "test": len(dataset["test"]),
+        },
+        "labels": labels,
+        "arguments": asdict(args),
+    }
+    if args.run_baseline:
+        baseline = majority_tag_baseline(train, dataset["test"], labels)
+        results["baseline_majority_tag"] = baseline
+        results["baseline_majority_tag_f1"] = baseline["f1"]
+    (output_dir / "ner_results.json").write_text(json.dumps(results, indent=2, default=str))
+    return results

@@ -1,0 +1,157 @@
+"""The NER entry point: a few real Trainer steps on a slice, outputs a token-classification pipeline serves."""
+
+import json
+
+import pytest
+import torch
+from transformers import AutoTokenizer, TrainingArguments, pipeline
+
+from sora_hf import SoraConfig, SoraForPreTraining, train_sora_tokenizer
+from sora_hf.cli import main as cli_main
+from sora_hf.data.tasks import load_task_dataset
+from sora_hf.training.token_classification import (
+    IGNORE_INDEX,
+    TokenClassificationArguments,
+    align_labels,
+    load_token_classification_data,
+    majority_tag_baseline,
+    run_token_classification,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny-sora")
+    texts = [" ".join(tokens) for tokens in load_task_dataset("ner")["train"]["tokens"]]
+    tokenizer = train_sora_tokenizer(iter(texts), vocab_size=600)
+    torch.manual_seed(0)
+    config = SoraConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    SoraForPreTraining(config).save_pretrained(folder)  # a pretraining checkpoint, like `sora`
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def test_align_labels_tags_first_sub_token_only(tiny_checkpoint):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint, add_prefix_space=True)
+    words = ["Empire", "Statebuildingxyz", "rocks"]
+    encoded = tokenizer(words, is_split_into_words=True)
+    labels = align_labels(encoded.word_ids(), [3, 4, 0])
+    word_ids = encoded.word_ids()
+    assert len(labels) == len(word_ids) and word_ids.count(1) > 1  # the odd word splits into sub-tokens
+    first = [i for i, w in enumerate(word_ids) if w is not None and (i == 0 or word_ids[i - 1] != w)]
+    assert [labels[i] for i in first] == [3, 4, 0]
+    assert all(label == IGNORE_INDEX for i, label in enumerate(labels) if i not in first)
+
+
+def test_majority_tag_baseline_is_lower_cased_and_unseen_is_o():
+    labels = ["O", "B-PER", "I-PER"]
+    train = {"tokens": [["Ann", "met", "ann"], ["ANN", "left"]], "ner_tags": [[1, 0, 1], [0, 0]]}
+    test = {"tokens": [["ann", "Bob", "met"]], "ner_tags": [[1, 1, 0]]}
+    scores = majority_tag_baseline(train, test, labels)  # predicts B-PER, O, O: one of two entities
+    assert scores["precision"] == 1.0 and scores["recall"] == 0.5
+    assert scores["f1"] == pytest.approx(2 / 3)
+
+
+def test_run_ner_writes_a_servable_model(tiny_checkpoint, tmp_path):
+    args = TokenClassificationArguments(
+        model_name_or_path=tiny_checkpoint, max_train_samples=64, max_length=64
+    )
+    training_args = TrainingArguments(
+        output_dir=str(tmp_path),
+        max_steps=4,
+        per_device_train_batch_size=16,
+        per_device_eval_batch_size=256,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        logging_steps=1,
+    )
+    results = run_token_classification(args, training_args)
+    assert results["steps"] == 4
+    assert results["split_sizes"] == {"train": 64, "validation": 234, "test": 244}
+    for key in ("test_precision", "test_recall", "test_f1", "test_accuracy"):
+        assert 0.0 <= results["test"][key] <= 1.0, key
+    assert 0.0 < results["baseline_majority_tag_f1"] <= 1.0
+    for name in ("loss_curve.png", "model.safetensors", "config.json", "ner_results.json"):
+        assert (tmp_path / name).is_file(), name
+    saved = json.loads((tmp_path / "ner_results.json").read_text())
+    assert saved["baseline_majority_tag_f1"] == results["baseline_majority_tag_f1"]
+    assert json.loads((tmp_path / "config.json").read_text())["id2label"]["3"] == "B-facility"
+
+    text = "Empire State Building in New York"
+    grouped = pipeline("token-classification", model=str(tmp_path), aggregation_strategy="simple")(text)
+    assert isinstance(grouped, list)
+    for entity in grouped:
+        assert {"entity_group", "word", "score", "start", "end"} <= set(entity)
+        assert 0 <= entity["start"] < entity["end"] <= len(text) and 0.0 <= entity["score"] <= 1.0
+    tokens = pipeline("token-classification", model=str(tmp_path), ignore_labels=[])(text)
+    assert tokens and all(t["entity"] in saved["labels"] for t in tokens)
+    assert all(text[t["start"] : t["end"]].strip() for t in tokens)
+
+
+def test_finetune_command_and_user_jsonl(tiny_checkpoint, tmp_path):
+    jsonl = tmp_path / "tweets.jsonl"
+    rows = [
+        {"words": ["Ann", "visited", "Paris", str(i)], "tags": ["B-PER", "O", "B-LOC", "O"]}
+        for i in range(24)
+    ]
+    jsonl.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    code = cli_main(
+        [
+            "finetune",
+            "--task",
+            "ner",
+            "--model_name_or_path",
+            tiny_checkpoint,
+            "--train_file",
+            str(jsonl),
+            "--validation_file",
+            str(jsonl),
+            "--test_file",
+            str(jsonl),
+            "--tokens_column",
+            "words",
+            "--tags_column",
+            "tags",
+            "--output_dir",
+            str(tmp_path / "run"),
+            "--max_steps",
+            "2",
+            "--report_to",
+            "none",
+            "--use_cpu",
+            "--save_strategy",
+            "no",
+        ]
+    )
+    assert code == 0
+    results = json.loads((tmp_path / "run" / "ner_results.json").read_text())
+    assert results["split_sizes"]["test"] == 24
+    assert results["labels"] == ["O", "B-LOC", "B-PER"]
+    assert results["baseline_majority_tag_f1"] == 1.0  # every test token was seen in train
+
+
+def test_user_jsonl_with_a_misnamed_tags_column_names_it(tmp_path):
+    jsonl = tmp_path / "tweets.jsonl"
+    jsonl.write_text(json.dumps({"tokens": ["Ann", "left"], "labels": ["B-PER", "O"]}) + "\n")
+    args = TokenClassificationArguments(
+        train_file=str(jsonl), validation_file=str(jsonl), test_file=str(jsonl), tags_column="ner_tags"
+    )
+    with pytest.raises(ValueError, match="ner_tags"):
+        load_token_classification_data(args)
+
+
+def test_user_train_file_without_test_file_says_which_is_missing(tmp_path):
+    jsonl = tmp_path / "tweets.jsonl"
+    jsonl.write_text(json.dumps({"tokens": ["Ann"], "ner_tags": ["B-PER"]}) + "\n")
+    with pytest.raises(ValueError, match="test_file"):
+        load_token_classification_data(
+            TokenClassificationArguments(train_file=str(jsonl), validation_file=str(jsonl))
+        )
