@@ -56,6 +56,10 @@ def main() -> None:
         help="LR:PRETRAINED_RUN:SCRATCH_RUN, run_classification folders of one comparison (repeatable).",
     )
     parser.add_argument("--command-file", default="runs/pretrain.command")
+    parser.add_argument(
+        "--previous-run-dir", default=None, help="First phase, when --run-dir continued pretraining from it."
+    )
+    parser.add_argument("--previous-command-file", default=None)
     args = parser.parse_args()
 
     run_dir = Path(args.run_dir)
@@ -105,6 +109,19 @@ def main() -> None:
     size_mb = (target / "model.safetensors").stat().st_size / 2**20
 
     hours = results["wall_time_seconds"] / 3600
+    phases = ""
+    total_steps = state["global_step"]
+    if args.previous_run_dir:
+        previous = json.loads((Path(args.previous_run_dir) / "pretraining_results.json").read_text())
+        previous_command = Path(args.previous_command_file).read_text().strip()
+        hours += previous["wall_time_seconds"] / 3600
+        total_steps += previous["steps"]
+        phases = (
+            f"- phase 1 ({previous['steps']:,} steps, {previous['wall_time_seconds'] / 3600:.2f} h; one invocation "
+            f"trained the tokenizer, `--vocab_size 12000`, and was stopped, the run that made the weights passed it "
+            f"back with `--tokenizer_name_or_path`): `{previous_command}`\n"
+            f"- phase 2, continued from phase 1's weights with a new warm-up and decay: `{command}`\n"
+        )
     description = f"""The default Sora checkpoint that ships inside `sora_hf`: `SoraForSequenceClassification.from_pretrained("sora")`
 (any Sora class) loads it; `sora_hf.packaged_checkpoint_path("sora")` gives the folder for the Auto classes and
 `pipeline()`. Encoder (4 layers) + decoder (2 layers), hidden 256, 4 heads, MLP 1024, vocabulary
@@ -128,10 +145,9 @@ embedding matrix (12k x 256 = 3.1 M parameters) about a third of the model, so t
 40 MB budget and the softmax over the vocabulary stays cheap on a CPU. Byte fallback means no unknown tokens.
 
 ## Training
-- command (one invocation trained the tokenizer, `--vocab_size 12000`, and was stopped; the run that made the
-  weights passed that tokenizer back with `--tokenizer_name_or_path`): `{command}`
-- steps: {state["global_step"]:,} of batch 64 (sequences of at most 128 tokens, grouped by length), about
-  {results["tokens_seen_estimate"] / 1e6:.1f} M token slots
+{phases or f"- command (one invocation trained the tokenizer, `--vocab_size 12000`, and was stopped; the run that made the weights passed that tokenizer back with `--tokenizer_name_or_path`): `{command}`"}
+- steps: {total_steps:,} of batch 64 (sequences of at most 128 tokens, grouped by length), about
+  {total_steps * 64 * 128 / 1e6:.1f} M token slots
 - hardware: 2 CPU cores (no GPU), bf16 autocast; wall time {hours:.2f} h including corpus loading, tokenizing and evaluation
 
 ![training and held-out loss](sora_loss_curve.png)
@@ -156,7 +172,7 @@ Test accuracy:
 
 TF-IDF + logistic regression on the same split: {baseline:.3f}. {payoff_verdict}"""
 
-    limitations = """A very small model trained for about one hour on 2 CPU cores on ~60 MB of dictionary,
+    limitations = f"""A very small model trained for about {hours:.1f} hours on 2 CPU cores on ~60 MB of dictionary,
 Bible, documentation and package-description text: it knows little about the world, tweets or modern usage,
 and its decoder has seen only denoising. Spanish is a small share of the data. Fine-tune before use; do not
 expect the quality of models pretrained on billions of tokens."""
