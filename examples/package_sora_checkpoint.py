@@ -28,6 +28,12 @@ FILES = (
 )
 
 
+def flag(command: str, name: str) -> str:
+    """The value of `--name` in a recorded command line."""
+    parts = command.split()
+    return parts[parts.index(f"--{name}") + 1]
+
+
 def last_trainer_state(run_dir: Path) -> dict:
     checkpoints = sorted(run_dir.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))
     return json.loads((checkpoints[-1] / "trainer_state.json").read_text())
@@ -60,6 +66,9 @@ def main() -> None:
         "--previous-run-dir", default=None, help="First phase, when --run-dir continued pretraining from it."
     )
     parser.add_argument("--previous-command-file", default=None)
+    parser.add_argument(
+        "--baseline-run", default=None, help="A run_classification folder that scored the baseline."
+    )
     args = parser.parse_args()
 
     run_dir = Path(args.run_dir)
@@ -88,6 +97,9 @@ def main() -> None:
         f"is {100 * best_gain:+.1f} points. About one CPU-hour of pretraining on dictionary, Bible, documentation "
         "and package text does not transfer enough to tweets, whose vocabulary and style the corpus barely contains."
     )
+    if baseline is None and args.baseline_run:
+        baseline_results = json.loads((Path(args.baseline_run) / "classification_results.json").read_text())
+        baseline = baseline_results.get("baseline_tfidf_logreg_accuracy")
     payoff_rows = "\n".join(
         f"| {lr} | {p['test']['test_accuracy']:.3f} | {s['test']['test_accuracy']:.3f} | "
         f"{100 * (p['test']['test_accuracy'] - s['test']['test_accuracy']):+.1f} |"
@@ -180,10 +192,10 @@ expect the quality of models pretrained on billions of tokens."""
     card = write_model_card(
         TrainingArguments(
             output_dir=str(target),
-            learning_rate=1e-3,
+            learning_rate=float(flag(command, "learning_rate")),
             per_device_train_batch_size=64,
             max_steps=state["global_step"],
-            warmup_steps=100,
+            warmup_steps=int(flag(command, "warmup_steps")),
             weight_decay=0.01,
             bf16=True,
             use_cpu=True,
