@@ -16,29 +16,18 @@ from transformers import (
 from ..data.tasks import load_task_dataset
 from ..metrics import load_metric
 from ..pretrained import resolve_pretrained_name
-from .finetuning import load_task_model, training_slice, user_data_files
+from .finetuning import FinetuneArguments, load_task_model, training_slice, user_data_files
 from .plots import plot_confusion_matrix
 from .trainer import SoraTrainer
 
 
 @dataclass
-class ClassificationArguments:
-    """Which model and data; `TrainingArguments` hold the optimisation settings."""
+class ClassificationArguments(FinetuneArguments):
+    """Sentiment or the user's text-classification files."""
 
-    model_name_or_path: str = field(
-        default="sora", metadata={"help": "Checkpoint to start from ('sora' = packaged)."}
-    )
-    from_scratch: bool = field(
-        default=False,
-        metadata={"help": "Random initialisation with the checkpoint's config (the no-pretraining control)."},
-    )
-    train_file: str | None = field(default=None, metadata={"help": "Your own CSV/JSON training file."})
-    validation_file: str | None = None
-    test_file: str | None = None
     text_column: str = "text"
     label_column: str = "label"
     max_length: int = 64
-    max_train_samples: int | None = None
     run_baseline: bool = field(default=True, metadata={"help": "Also score TF-IDF + logistic regression."})
 
 

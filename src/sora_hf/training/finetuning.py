@@ -1,6 +1,25 @@
 """Pieces every fine-tuning entry point shares: the user's data files, the task model, the training slice."""
 
+from dataclasses import dataclass, field
+
 from transformers import AutoConfig
+
+
+@dataclass
+class FinetuneArguments:
+    """Which checkpoint and which files every fine-tuning run takes; `TrainingArguments` hold the rest."""
+
+    model_name_or_path: str = field(
+        default="sora", metadata={"help": "Checkpoint to start from ('sora' = packaged)."}
+    )
+    from_scratch: bool = field(
+        default=False,
+        metadata={"help": "Random initialisation with the checkpoint's config (the no-pretraining control)."},
+    )
+    train_file: str | None = field(default=None, metadata={"help": "Your own CSV/JSON training file."})
+    validation_file: str | None = None
+    test_file: str | None = None
+    max_train_samples: int | None = None
 
 
 def user_data_files(train_file: str, validation_file: str | None, test_file: str | None) -> dict[str, str]:

@@ -17,28 +17,16 @@ from transformers import (
 from ..data.tasks import load_task_dataset
 from ..metrics import load_metric
 from ..pretrained import resolve_pretrained_name
-from .finetuning import load_task_model, training_slice, user_data_files
+from .finetuning import FinetuneArguments, load_task_model, training_slice, user_data_files
 from .trainer import SoraTrainer
 
 IGNORE_INDEX = -100
 
 
 @dataclass
-class TokenClassificationArguments:
-    """Which model and data; `TrainingArguments` hold the optimisation settings."""
+class TokenClassificationArguments(FinetuneArguments):
+    """NER or the user's token-classification files (one sentence per row)."""
 
-    model_name_or_path: str = field(
-        default="sora", metadata={"help": "Checkpoint to start from ('sora' = packaged)."}
-    )
-    from_scratch: bool = field(
-        default=False,
-        metadata={"help": "Random initialisation with the checkpoint's config (the no-pretraining control)."},
-    )
-    train_file: str | None = field(
-        default=None, metadata={"help": "Your own CSV/JSON training file (one sentence per row)."}
-    )
-    validation_file: str | None = None
-    test_file: str | None = None
     tokens_column: str = field(
         default="tokens", metadata={"help": "Column of words: a list, or a whitespace-separated string."}
     )
@@ -46,7 +34,6 @@ class TokenClassificationArguments:
         default="ner_tags", metadata={"help": "Column of tags, one per word (names such as 'B-PER' or ids)."}
     )
     max_length: int = 128
-    max_train_samples: int | None = None
     run_baseline: bool = field(default=True, metadata={"help": "Also score the per-token majority tag."})
 
 
