@@ -26,9 +26,10 @@ from .sources.debian import check_debian, read_debian
 from .sources.gcide import check_gcide, read_gcide
 from .sources.jargon import check_jargon, read_jargon
 from .sources.python_docs import check_python_docs, read_python_docs
+from .sources.tweets import check_tweets, read_tweets
 from .sources.wordnet import check_wordnet, read_wordnet
 
-CORPUS_VERSION = "1.0.0"
+CORPUS_VERSION = "1.1.0"  # 1.1.0 adds the training-split tweets
 DEFAULT_CACHE_DIR = Path("~/.cache/sora_hf/corpus")
 SUMMARY_FILE = "corpus_summary.json"
 # Documents with fewer whitespace tokens, or mostly non-letters (tables, code), are dropped.
@@ -60,6 +61,9 @@ SOURCES: dict[str, CorpusSource] = {
         CorpusSource("jargon", "en", "The Jargon File 4.4.7", read_jargon, check_jargon),
         CorpusSource("debian", "en", "Debian long package descriptions", read_debian, check_debian),
         CorpusSource("bible_es", "es", "Reina-Valera 1909 Bible, 3-5 verses", read_bible_es, check_bible_es),
+        CorpusSource(
+            "tweets", "en", "Training-split tweets of the sentiment and NER tasks", read_tweets, check_tweets
+        ),
     )
 }
 

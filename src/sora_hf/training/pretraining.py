@@ -30,6 +30,10 @@ class PretrainingArguments:
     max_docs_per_source: int | None = field(
         default=None, metadata={"help": "Cap per source, for quick runs."}
     )
+    upsample_sources: list[str] | None = field(
+        default=None,
+        metadata={"help": "SOURCE=N: repeat a source's training documents N times (e.g. tweets=4)."},
+    )
     tokenizer_name_or_path: str | None = field(
         default=None, metadata={"help": "Existing tokenizer; when absent one is trained on the corpus."}
     )
@@ -69,6 +73,34 @@ class TimeBudgetCallback(TrainerCallback):
         if time.monotonic() - self.start > self.seconds:
             control.should_training_stop = True
             control.should_save = True
+
+
+def parse_upsampling(specs: list[str] | None) -> dict[str, int]:
+    """`["tweets=4"]` → `{"tweets": 4}`, with a clear error for anything else."""
+    factors = {}
+    for spec in specs or []:
+        name, _, factor = spec.partition("=")
+        if not factor.isdigit() or int(factor) < 1:
+            raise ValueError(
+                f"upsample_sources entries look like SOURCE=N with N >= 1 (e.g. tweets=4); got {spec!r}."
+            )
+        factors[name] = int(factor)
+    return factors
+
+
+def upsample_sources(train, factors: dict[str, int]):
+    """The training documents with each named source's documents repeated `factor` times in all."""
+    import datasets
+
+    missing = [name for name in factors if name not in set(train.unique("source"))]
+    if missing:
+        raise ValueError(f"upsample_sources names {missing}, which the corpus does not contain.")
+    extra = [
+        train.filter(lambda source, name=name: source == name, input_columns="source").flatten_indices()
+        for name, factor in factors.items()
+        for _ in range(factor - 1)
+    ]
+    return datasets.concatenate_datasets([train, *extra]) if extra else train
 
 
 def load_or_train_tokenizer(args: PretrainingArguments, corpus) -> SoraTokenizer:
@@ -154,6 +186,9 @@ def run_pretraining(args: PretrainingArguments, training_args: TrainingArguments
     output_dir.mkdir(parents=True, exist_ok=True)
     corpus = build_corpus(args.corpus_dir, sources=args.sources, max_docs_per_source=args.max_docs_per_source)
     tokenizer = load_or_train_tokenizer(args, corpus)
+    factors = parse_upsampling(args.upsample_sources)
+    if factors:
+        corpus["train"] = upsample_sources(corpus["train"], factors)
     tokenizer.save_pretrained(output_dir)
     chunks = prepare_pretraining_dataset(corpus, tokenizer, max_length=args.max_length)
     eval_chunks = chunks["validation"].select(range(min(args.max_eval_samples, len(chunks["validation"]))))
