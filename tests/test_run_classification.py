@@ -113,3 +113,36 @@ def test_user_csv_with_a_misnamed_column_names_it(tmp_path):
     )
     with pytest.raises(ValueError, match="text"):
         load_classification_data(args)
+
+
+@pytest.mark.parametrize(
+    "flags", [{"lora_r": 4}, {"train_top_layers": 1}, {"lora_r": 4, "train_top_layers": 1}]
+)
+def test_parameter_efficient_runs_train_only_their_share(tiny_checkpoint, tmp_path, flags):
+    from peft import AutoPeftModelForSequenceClassification
+
+    base = SoraForPreTraining.from_pretrained(tiny_checkpoint)
+    args = ClassificationArguments(
+        model_name_or_path=tiny_checkpoint, max_train_samples=32, max_length=32, run_baseline=False, **flags
+    )
+    training_args = TrainingArguments(
+        output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=16, report_to=[], use_cpu=True,
+        save_strategy="no", learning_rate=1e-2,
+    )  # fmt: skip
+    results = run_classification(args, training_args)
+    assert 0 < results["trainable_parameters"] < results["total_parameters"]
+    assert results["peak_memory_mib"] >= results["peak_memory_before_training_mib"] > 0
+    trained = pipeline("text-classification", model=str(tmp_path)).model
+    # frozen body weights come back unchanged; the embeddings are never trained by any of these methods
+    torch.testing.assert_close(trained.get_input_embeddings().weight, base.get_input_embeddings().weight)
+    bottom = "model.encoder.layers.0.self_attn.qkv_proj.weight"
+    changed = not torch.equal(trained.state_dict()[bottom], base.state_dict()[bottom])
+    assert changed == ("lora_r" in flags)  # LoRA merged into layer 0; top-1 alone leaves it frozen
+    if "lora_r" in flags:
+        adapter = AutoPeftModelForSequenceClassification.from_pretrained(
+            str(tmp_path / "adapter"), num_labels=3
+        )
+        ids = torch.tensor([[1, 20, 30, 40, 2]])
+        torch.testing.assert_close(
+            adapter(input_ids=ids).logits, trained(input_ids=ids).logits, atol=1e-5, rtol=0
+        )

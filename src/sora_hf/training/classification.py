@@ -16,7 +16,14 @@ from transformers import (
 from ..data.tasks import load_task_dataset
 from ..metrics import load_metric
 from ..pretrained import resolve_pretrained_name
-from .finetuning import FinetuneArguments, load_task_model, training_slice, user_data_files
+from .finetuning import (
+    FinetuneArguments,
+    load_task_model,
+    make_parameter_efficient,
+    parameter_counts,
+    training_slice,
+    user_data_files,
+)
 from .plots import plot_confusion_matrix
 from .trainer import SoraTrainer
 
@@ -56,6 +63,13 @@ def tfidf_logistic_regression_accuracy(train, test) -> float:
     return float(np.mean(classifier.predict(test["text"]) == np.array(test["label"])))
 
 
+def peak_memory_mib() -> float:
+    """Peak resident memory of this process so far (MiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def run_classification(args: ClassificationArguments, training_args: TrainingArguments) -> dict:
     """Fine-tune, evaluate on the test split, save a folder `pipeline('text-classification')` serves."""
     started = time.time()
@@ -67,14 +81,18 @@ def run_classification(args: ClassificationArguments, training_args: TrainingArg
     checkpoint = resolve_pretrained_name(args.model_name_or_path)
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     model = load_task_model(AutoModelForSequenceClassification, checkpoint, labels, args.from_scratch)
+    model = make_parameter_efficient(model, args, task_type="SEQ_CLS")
+    counts = parameter_counts(model)
 
     def tokenize(batch):
         return tokenizer(batch["text"], truncation=True, max_length=args.max_length)
 
     columns = ["text"]
+    # the robustness attacks (SoraTrainingArguments.robustness_attacks) read the raw text; Trainer drops it
+    eval_columns = [] if getattr(training_args, "robustness_attacks", None) else columns
     train_features = train.map(tokenize, batched=True, remove_columns=columns)
-    eval_features = dataset["validation"].map(tokenize, batched=True, remove_columns=columns)
-    test_features = dataset["test"].map(tokenize, batched=True, remove_columns=columns)
+    eval_features = dataset["validation"].map(tokenize, batched=True, remove_columns=eval_columns)
+    test_features = dataset["test"].map(tokenize, batched=True, remove_columns=eval_columns)
     accuracy_f1 = load_metric("accuracy_f1")
 
     def compute_metrics(prediction):
@@ -91,11 +109,16 @@ def run_classification(args: ClassificationArguments, training_args: TrainingArg
         processing_class=tokenizer,
         compute_metrics=compute_metrics,
     )
-    trainer.train()
+    memory_before = peak_memory_mib()
+    train_output = trainer.train()
     train_seconds = time.time() - started
     test_output = trainer.predict(test_features, metric_key_prefix="test")
     predictions = np.argmax(test_output.predictions, -1)
+    if hasattr(model, "merge_and_unload"):  # a full model for pipeline(); the adapter alone goes to adapter/
+        trainer.save_model(output_dir / "adapter")
+        trainer.model = trainer.model.merge_and_unload()
     trainer.save_model(output_dir)
+    trainer.save_state()  # trainer_state.json: the log history a model card reads
     plot_confusion_matrix(
         test_output.label_ids.tolist(),
         predictions.tolist(),
@@ -107,6 +130,10 @@ def run_classification(args: ClassificationArguments, training_args: TrainingArg
         "test": test_output.metrics,
         "train_seconds": train_seconds,
         "steps": trainer.state.global_step,
+        "seconds_per_step": train_output.metrics["train_runtime"] / max(trainer.state.global_step, 1),
+        "peak_memory_mib": peak_memory_mib(),
+        "peak_memory_before_training_mib": memory_before,
+        **counts,
         "split_sizes": {
             "train": len(train),
             "validation": len(dataset["validation"]),

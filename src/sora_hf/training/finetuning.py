@@ -20,6 +20,16 @@ class FinetuneArguments:
     validation_file: str | None = None
     test_file: str | None = None
     max_train_samples: int | None = None
+    lora_r: int | None = field(
+        default=None,
+        metadata={"help": "Train a LoRA adapter of this rank (plus the head) instead of every weight."},
+    )
+    lora_target_modules: list[str] | None = field(
+        default=None, metadata={"help": "Modules LoRA adapts (default: peft's defaults for the model type)."}
+    )
+    train_top_layers: int | None = field(
+        default=None, metadata={"help": "Train only the top k encoder layers and the head."}
+    )
 
 
 def user_data_files(train_file: str, validation_file: str | None, test_file: str | None) -> dict[str, str]:
@@ -44,6 +54,33 @@ def load_task_model(auto_class, checkpoint: str, labels: list[str], from_scratch
     if from_scratch:
         return auto_class.from_config(AutoConfig.from_pretrained(checkpoint, **label_maps))
     return auto_class.from_pretrained(checkpoint, **label_maps)
+
+
+def make_parameter_efficient(model, args: FinetuneArguments, task_type: str):
+    """The model as `args` asks: LoRA (rank `lora_r`, peft's defaults for Sora), top-k layers, or unchanged."""
+    from peft import LoraConfig, get_peft_model
+
+    from ..adapters import train_only_top_layers
+
+    lora = None
+    if args.lora_r:
+        lora = LoraConfig(
+            task_type=task_type,
+            r=args.lora_r,
+            lora_alpha=2 * args.lora_r,
+            target_modules=args.lora_target_modules,
+        )
+    if args.train_top_layers:
+        return train_only_top_layers(model, args.train_top_layers, peft_config=lora)
+    return get_peft_model(model, lora) if lora else model
+
+
+def parameter_counts(model) -> dict[str, int]:
+    """Trainable and total parameters (a `PeftModel` counts its frozen base too)."""
+    return {
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "total_parameters": sum(p.numel() for p in model.parameters()),
+    }
 
 
 def training_slice(train, max_samples: int | None, seed: int):
