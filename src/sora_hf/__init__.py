@@ -4,8 +4,11 @@
 """
 
 from .adapters import train_only_top_layers
-from .configuration_sora import SoraConfig
+from .configuration_sora import SoraAudioConfig, SoraConfig, SoraVisionConfig
+from .feature_extraction_sora import SoraFeatureExtractor
+from .image_processing_sora import SoraImageProcessor
 from .modeling_sora import (
+    SoraAudioModel,
     SoraForConditionalGeneration,
     SoraForMaskedLM,
     SoraForPreTraining,
@@ -14,8 +17,10 @@ from .modeling_sora import (
     SoraForTokenClassification,
     SoraModel,
     SoraPreTrainedModel,
+    SoraVisionModel,
 )
 from .pretrained import packaged_checkpoint_path
+from .processing_sora import SoraProcessor
 from .registration import register_sora
 from .tokenization_sora import SoraTokenizer, train_sora_tokenizer
 
@@ -24,16 +29,23 @@ __version__ = "0.1.0"
 register_sora()
 
 __all__ = [
+    "SoraAudioConfig",
+    "SoraAudioModel",
     "SoraConfig",
+    "SoraFeatureExtractor",
     "SoraForConditionalGeneration",
     "SoraForMaskedLM",
     "SoraForPreTraining",
     "SoraForQuestionAnswering",
     "SoraForSequenceClassification",
     "SoraForTokenClassification",
+    "SoraImageProcessor",
     "SoraModel",
     "SoraPreTrainedModel",
+    "SoraProcessor",
     "SoraTokenizer",
+    "SoraVisionConfig",
+    "SoraVisionModel",
     "packaged_checkpoint_path",
     "register_sora",
     "train_only_top_layers",

@@ -3,7 +3,7 @@
 
 from huggingface_hub.dataclasses import strict
 from transformers.activations import ACT2FN
-from transformers.configuration_utils import PreTrainedConfig
+from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
 
 from .pretrained import resolve_pretrained_name
 
@@ -31,6 +31,136 @@ TOKEN_ID_FIELDS = (
 )
 
 
+def _check_tower(config: PreTrainedConfig, fields: tuple[str, ...]) -> None:
+    """Raise `ValueError` naming the field when a tower size, probability or activation is invalid."""
+    name = type(config).__name__
+    for field in fields:
+        value = getattr(config, field)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{name}.{field} must be a positive integer, got {value!r}.")
+    layers = config.num_hidden_layers
+    if not isinstance(layers, int) or isinstance(layers, bool) or layers < 0:
+        raise ValueError(
+            f"{name}.num_hidden_layers must be an integer >= 0, got {config.num_hidden_layers!r}."
+        )
+    if config.hidden_size % config.num_attention_heads != 0:
+        raise ValueError(
+            f"{name}.hidden_size ({config.hidden_size}) must be divisible by num_attention_heads "
+            f"({config.num_attention_heads}); choose heads among the divisors of {config.hidden_size}."
+        )
+    for field in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+        value = getattr(config, field)
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"{name}.{field} must be a probability in [0, 1), got {value!r}.")
+    if config.hidden_act not in ACT2FN:
+        raise ValueError(
+            f"{name}.hidden_act={config.hidden_act!r} is unknown; allowed values: {sorted(ACT2FN)}."
+        )
+    if config.layer_norm_eps <= 0:
+        raise ValueError(f"{name}.layer_norm_eps must be positive, got {config.layer_norm_eps!r}.")
+
+
+@strict
+class SoraVisionConfig(PreTrainedConfig):
+    r"""
+    Configuration of Sora's vision tower: ViT-style patch embeddings, learned patch positions and
+    `num_hidden_layers` pre-LayerNorm Transformer layers (0 = patch embeddings only).
+
+    Its outputs are projected to the text `hidden_size` and fused with the text tokens in the Sora encoder.
+
+    Example:
+
+    ```python
+    >>> from sora_hf import SoraConfig, SoraVisionConfig
+    >>> config = SoraConfig(vision_config=SoraVisionConfig(image_size=64, patch_size=8))
+    ```
+    """
+
+    model_type = "sora_vision"
+    base_config_key = "vision_config"
+
+    hidden_size: int = 128
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    intermediate_size: int = 512
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+    image_size: int = 64
+    patch_size: int = 8
+    num_channels: int = 3
+
+    def __post_init__(self, **kwargs):
+        _check_tower(
+            self,
+            (
+                "hidden_size",
+                "num_attention_heads",
+                "intermediate_size",
+                "image_size",
+                "patch_size",
+                "num_channels",
+            ),
+        )
+        if self.image_size % self.patch_size != 0:
+            raise ValueError(
+                f"SoraVisionConfig.image_size ({self.image_size}) must be a multiple of patch_size "
+                f"({self.patch_size})."
+            )
+        super().__post_init__(**kwargs)
+
+    @property
+    def num_patches(self) -> int:
+        """Image tokens per image: (image_size / patch_size) ** 2."""
+        return (self.image_size // self.patch_size) ** 2
+
+
+@strict
+class SoraAudioConfig(PreTrainedConfig):
+    r"""
+    Configuration of Sora's audio tower: log-mel frames (`num_mel_bins` x frames, from `SoraFeatureExtractor`),
+    two stride-2 1-D convolutions (4x fewer frames), learned positions and `num_hidden_layers` pre-LayerNorm
+    Transformer layers. `max_source_positions` bounds the subsampled length (512 = 20 s at a 10 ms hop).
+
+    Example:
+
+    ```python
+    >>> from sora_hf import SoraAudioConfig, SoraConfig
+    >>> config = SoraConfig(audio_config=SoraAudioConfig(num_mel_bins=64))
+    ```
+    """
+
+    model_type = "sora_audio"
+    base_config_key = "audio_config"
+
+    hidden_size: int = 128
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    intermediate_size: int = 512
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+    num_mel_bins: int = 64
+    max_source_positions: int = 512
+
+    def __post_init__(self, **kwargs):
+        _check_tower(
+            self,
+            (
+                "hidden_size",
+                "num_attention_heads",
+                "intermediate_size",
+                "num_mel_bins",
+                "max_source_positions",
+            ),
+        )
+        super().__post_init__(**kwargs)
+
+
 @strict
 class SoraConfig(PreTrainedConfig):
     r"""
@@ -38,7 +168,9 @@ class SoraConfig(PreTrainedConfig):
 
     `is_encoder_decoder=False` (default) builds an encoder-only model (like BERT); `is_encoder_decoder=True`
     adds a decoder with cross-attention (like BART) for `SoraForConditionalGeneration`. Decoder sizes default
-    to the encoder's.
+    to the encoder's. `vision_config` / `audio_config` (absent by default) add an image / audio tower whose
+    tokens are fused with the text tokens in the encoder; every head then accepts `pixel_values` /
+    `input_features`.
 
     Example:
 
@@ -51,6 +183,10 @@ class SoraConfig(PreTrainedConfig):
 
     model_type = "sora"
     attribute_map = {"d_model": "hidden_size", "encoder_layers": "num_hidden_layers"}
+    sub_configs_defaults = {
+        "vision_config": SubConfigSpec(SoraVisionConfig, optional=True),
+        "audio_config": SubConfigSpec(SoraAudioConfig, optional=True),
+    }
 
     vocab_size: int = 16000
     hidden_size: int = 256
@@ -80,6 +216,8 @@ class SoraConfig(PreTrainedConfig):
     is_decoder: bool = False
     add_cross_attention: bool = False
     tie_word_embeddings: bool = True
+    vision_config: dict | SoraVisionConfig | None = None
+    audio_config: dict | SoraAudioConfig | None = None
 
     def __post_init__(self, **kwargs):
         if self.decoder_layers is None:
@@ -92,6 +230,12 @@ class SoraConfig(PreTrainedConfig):
         self.validate_architecture()
         self.validate_token_ids()
         super().__post_init__(**kwargs)
+
+    def __setattr__(self, name, value):
+        # `from_pretrained(..., vision_config={...})` sets sub-configs after construction: build them here too.
+        if name in type(self).sub_configs_defaults and isinstance(value, dict):
+            value = type(self).sub_configs_defaults[name].config_class(**value)
+        super().__setattr__(name, value)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs) -> "SoraConfig":
@@ -141,4 +285,4 @@ class SoraConfig(PreTrainedConfig):
                     )
 
 
-__all__ = ["SoraConfig"]
+__all__ = ["SoraAudioConfig", "SoraConfig", "SoraVisionConfig"]

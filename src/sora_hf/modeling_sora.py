@@ -1,5 +1,6 @@
 # Copyright 2026 The sora_hf authors. Licensed under the Apache License, Version 2.0.
-"""PyTorch Sora model: a pre-LayerNorm Transformer encoder with an optional causal decoder."""
+"""PyTorch Sora model: a pre-LayerNorm Transformer encoder with an optional causal decoder, and optional image and
+audio towers whose tokens are fused with the text tokens in the encoder (early fusion)."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from transformers.utils.deprecation import deprecate_kwarg
 from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
-from .configuration_sora import SoraConfig
+from .configuration_sora import SoraAudioConfig, SoraConfig, SoraVisionConfig
 from .pretrained import resolve_pretrained_name
 
 WORD_EMBEDDINGS = "model.encoder.embeddings.word_embeddings.weight"
@@ -59,6 +60,48 @@ def check_sequence_length(seq_length: int, max_positions: int) -> None:
             f"Sequence length {seq_length} exceeds the model's position limit max_position_embeddings="
             f"{max_positions}. Truncate the input (tokenizer(..., truncation=True, max_length={max_positions}))."
         )
+
+
+def check_pixel_values(pixel_values: torch.Tensor, config: SoraVisionConfig) -> None:
+    """Raise `ValueError` when images do not have the shape the vision tower was built for."""
+    if pixel_values.ndim != 4:
+        raise ValueError(
+            f"pixel_values must have shape (batch, channels, height, width), got {tuple(pixel_values.shape)}. "
+            "Prepare images with SoraImageProcessor (or SoraProcessor)."
+        )
+    channels, height, width = pixel_values.shape[1:]
+    if channels != config.num_channels:
+        raise ValueError(
+            f"pixel_values has {channels} channel(s) but the vision tower expects {config.num_channels}: convert "
+            f"the images (e.g. `image.convert('RGB')`) or let SoraImageProcessor(do_convert_rgb=True) do it."
+        )
+    if (height, width) != (config.image_size, config.image_size):
+        raise ValueError(
+            f"pixel_values are {height}x{width} but the vision tower expects {config.image_size}x"
+            f"{config.image_size}; resize them with SoraImageProcessor(size={{'height': {config.image_size}, "
+            f"'width': {config.image_size}}})."
+        )
+
+
+def check_input_features(input_features: torch.Tensor, config: SoraAudioConfig) -> None:
+    """Raise `ValueError` when log-mel features do not have the shape the audio tower was built for."""
+    if input_features.ndim != 3 or input_features.shape[1] != config.num_mel_bins:
+        raise ValueError(
+            f"input_features must have shape (batch, num_mel_bins={config.num_mel_bins}, frames), got "
+            f"{tuple(input_features.shape)}; compute them with SoraFeatureExtractor(feature_size="
+            f"{config.num_mel_bins})."
+        )
+    if input_features.shape[-1] == 0:
+        raise ValueError(
+            "input_features has no frames: the audio is empty. Pass at least one frame of audio."
+        )
+
+
+def subsampled_lengths(lengths: torch.Tensor) -> torch.Tensor:
+    """Frames left after the audio tower's two convolutions (kernel 3, stride 2, padding 1)."""
+    for _ in range(2):
+        lengths = (lengths - 1) // 2 + 1
+    return lengths
 
 
 def shift_tokens_right(
@@ -328,14 +371,173 @@ class SoraPreTrainedModel(PreTrainedModel):
         )
 
 
+@dataclass
+class SoraEncoderOutput(BaseModelOutput):
+    r"""
+    attention_mask (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+        Padding mask of `last_hidden_state` when it is not the text alone: the fused sequence `[text; image
+        patches; audio frames]` of the encoder, or the subsampled frames of the audio tower.
+    """
+
+    attention_mask: torch.LongTensor | None = None
+
+
+class SoraVisionModel(SoraPreTrainedModel):
+    """ViT-style image tower: non-overlapping patches, learned patch positions, pre-LayerNorm layers."""
+
+    config: SoraVisionConfig
+    main_input_name = "pixel_values"
+    _can_record_outputs = {"hidden_states": SoraEncoderLayer, "attentions": SoraSelfAttention}
+
+    def __init__(self, config: SoraVisionConfig):
+        super().__init__(config)
+        self.patch_embeddings = nn.Conv2d(
+            config.num_channels, config.hidden_size, kernel_size=config.patch_size, stride=config.patch_size
+        )
+        self.position_embeddings = nn.Embedding(config.num_patches, config.hidden_size)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.layers = nn.ModuleList([SoraEncoderLayer(config, i) for i in range(config.num_hidden_layers)])
+        self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Conv2d:
+        return self.patch_embeddings
+
+    @merge_with_config_defaults
+    @capture_outputs
+    def forward(
+        self, pixel_values: torch.FloatTensor, **kwargs: Unpack[TransformersKwargs]
+    ) -> SoraEncoderOutput:
+        r"""
+        pixel_values (`torch.FloatTensor` of shape `(batch_size, num_channels, image_size, image_size)`):
+            Images prepared by `SoraImageProcessor`.
+        """
+        check_pixel_values(pixel_values, self.config)
+        pixel_values = pixel_values.to(self.patch_embeddings.weight.dtype)
+        patches = self.patch_embeddings(pixel_values).flatten(2).transpose(1, 2)  # (batch, patches, hidden)
+        hidden_states = self.dropout(patches + self.position_embeddings.weight)
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, None, **kwargs)
+        return SoraEncoderOutput(last_hidden_state=self.final_layer_norm(hidden_states))
+
+
+class SoraAudioModel(SoraPreTrainedModel):
+    """Audio tower: log-mel frames, two stride-2 convolutions (4x subsampling), learned positions, pre-LN layers."""
+
+    config: SoraAudioConfig
+    main_input_name = "input_features"
+    _can_record_outputs = {"hidden_states": SoraEncoderLayer, "attentions": SoraSelfAttention}
+
+    def __init__(self, config: SoraAudioConfig):
+        super().__init__(config)
+        self.conv1 = nn.Conv1d(config.num_mel_bins, config.hidden_size, kernel_size=3, stride=2, padding=1)
+        self.conv2 = nn.Conv1d(config.hidden_size, config.hidden_size, kernel_size=3, stride=2, padding=1)
+        self.act_fn = ACT2FN[config.hidden_act]
+        self.position_embeddings = nn.Embedding(config.max_source_positions, config.hidden_size)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.layers = nn.ModuleList([SoraEncoderLayer(config, i) for i in range(config.num_hidden_layers)])
+        self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Conv1d:
+        return self.conv1
+
+    @merge_with_config_defaults
+    @capture_outputs
+    def forward(
+        self,
+        input_features: torch.FloatTensor,
+        feature_attention_mask: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> SoraEncoderOutput:
+        r"""
+        input_features (`torch.FloatTensor` of shape `(batch_size, num_mel_bins, frames)`):
+            Log-mel features prepared by `SoraFeatureExtractor`.
+        feature_attention_mask (`torch.Tensor` of shape `(batch_size, frames)`, *optional*):
+            1 for real frames, 0 for padding.
+        """
+        check_input_features(input_features, self.config)
+        batch_size, _, frames = input_features.shape
+        if feature_attention_mask is None:
+            feature_attention_mask = torch.ones(
+                batch_size, frames, dtype=torch.long, device=input_features.device
+            )
+        lengths = feature_attention_mask.sum(-1)
+        if not is_torchdynamo_compiling() and bool((lengths == 0).any()):
+            empty = int((lengths == 0).nonzero()[0])
+            raise ValueError(
+                f"Audio example {empty} is empty (feature_attention_mask has no frame set): pass at least one "
+                "frame of audio per example, or leave input_features out for that batch."
+            )
+        # Padding frames are zeroed before each convolution, so a clip gives the same output padded or alone.
+        features = input_features.to(self.conv1.weight.dtype) * feature_attention_mask[:, None, :]
+        hidden_states = self.act_fn(self.conv1(features))
+        half_lengths = (lengths - 1) // 2 + 1
+        half_mask = torch.arange(hidden_states.shape[-1], device=lengths.device) < half_lengths[:, None]
+        hidden_states = self.act_fn(self.conv2(hidden_states * half_mask[:, None, :]))
+        hidden_states = hidden_states.transpose(1, 2)
+        seq_length = hidden_states.shape[1]
+        if seq_length > self.config.max_source_positions:
+            raise ValueError(
+                f"The audio gives {seq_length} frames after subsampling, more than the audio tower's "
+                f"max_source_positions={self.config.max_source_positions}; truncate it (SoraFeatureExtractor("
+                f"..., truncation=True, max_length={4 * self.config.max_source_positions}))."
+            )
+        attention_mask = (
+            torch.arange(seq_length, device=lengths.device) < subsampled_lengths(lengths)[:, None]
+        ).long()
+        hidden_states = self.dropout(hidden_states + self.position_embeddings.weight[:seq_length])
+        layer_mask = create_bidirectional_mask(
+            config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask
+        )
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, layer_mask, **kwargs)
+        return SoraEncoderOutput(
+            last_hidden_state=self.final_layer_norm(hidden_states), attention_mask=attention_mask
+        )
+
+
+class SoraModalityProjector(nn.Module):
+    """Linear map from a tower's width to the encoder's, then LayerNorm: the text embeddings' scale."""
+
+    def __init__(self, input_size: int, config: SoraConfig):
+        super().__init__()
+        self.linear = nn.Linear(input_size, config.hidden_size)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.layer_norm(self.linear(hidden_states))
+
+
+def text_positions(
+    hidden_states: torch.Tensor, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None
+) -> torch.Tensor:
+    """The text part of a fused sequence: it comes first, and is the lone `<s>` when no text was given."""
+    text = input_ids if input_ids is not None else inputs_embeds
+    return hidden_states[:, : text.shape[1] if text is not None else 1]
+
+
 class SoraEncoder(SoraPreTrainedModel):
-    """Embeddings, a stack of `SoraEncoderLayer` and a final LayerNorm."""
+    """Embeddings, a stack of `SoraEncoderLayer` and a final LayerNorm; with `config.vision_config` /
+    `config.audio_config`, image / audio towers whose tokens join the text tokens before the first layer."""
 
     _can_record_outputs = {"hidden_states": SoraEncoderLayer, "attentions": SoraSelfAttention}
 
     def __init__(self, config: SoraConfig):
         super().__init__(config)
         self.embeddings = SoraEmbeddings(config)
+        self.vision_tower = self.audio_tower = None
+        if config.vision_config is not None:
+            self.vision_tower = SoraVisionModel(config.vision_config)
+            self.vision_projector = SoraModalityProjector(config.vision_config.hidden_size, config)
+        if config.audio_config is not None:
+            self.audio_tower = SoraAudioModel(config.audio_config)
+            self.audio_projector = SoraModalityProjector(config.audio_config.hidden_size, config)
+        if config.vision_config is not None or config.audio_config is not None:
+            # Modality-type embeddings (0 text, 1 image, 2 audio), added to every token of the fused sequence.
+            self.modality_embeddings = nn.Embedding(3, config.hidden_size)
         self.layers = nn.ModuleList([SoraEncoderLayer(config, i) for i in range(config.num_hidden_layers)])
         self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.gradient_checkpointing = False
@@ -356,17 +558,91 @@ class SoraEncoder(SoraPreTrainedModel):
         token_type_ids: torch.LongTensor | None = None,
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
+        pixel_values: torch.FloatTensor | None = None,
+        input_features: torch.FloatTensor | None = None,
+        feature_attention_mask: torch.Tensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
-    ) -> BaseModelOutput:
+    ) -> SoraEncoderOutput:
+        r"""
+        pixel_values (`torch.FloatTensor` of shape `(batch_size, num_channels, image_size, image_size)`, *optional*):
+            Images (from `SoraImageProcessor`) for the vision tower; needs `config.vision_config`.
+        input_features (`torch.FloatTensor` of shape `(batch_size, num_mel_bins, frames)`, *optional*):
+            Log-mel features (from `SoraFeatureExtractor`) for the audio tower; needs `config.audio_config`.
+        feature_attention_mask (`torch.Tensor` of shape `(batch_size, frames)`, *optional*):
+            Padding mask of `input_features`.
+        """
+        self.check_media_towers(pixel_values, input_features)
+        has_media = pixel_values is not None or input_features is not None
+        if has_media and input_ids is None and inputs_embeds is None:
+            # No text: the sequence starts with `<s>` alone, so the pooler and every head find their token.
+            media = pixel_values if pixel_values is not None else input_features
+            cls_id = (
+                self.config.cls_token_id if self.config.cls_token_id is not None else self.config.bos_token_id
+            )
+            input_ids = torch.full((media.shape[0], 1), cls_id or 0, dtype=torch.long, device=media.device)
+            attention_mask = token_type_ids = position_ids = None
         if (input_ids is None) ^ (inputs_embeds is not None):
             raise ValueError("You must specify exactly one of input_ids or inputs_embeds.")
         hidden_states = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
+        if has_media:
+            hidden_states, attention_mask = self.fuse(
+                hidden_states, attention_mask, pixel_values, input_features, feature_attention_mask
+            )
+        fused_mask = attention_mask if has_media else None
         attention_mask = create_bidirectional_mask(
             config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask
         )
         for layer in self.layers:
             hidden_states = layer(hidden_states, attention_mask, **kwargs)
-        return BaseModelOutput(last_hidden_state=self.final_layer_norm(hidden_states))
+        return SoraEncoderOutput(
+            last_hidden_state=self.final_layer_norm(hidden_states), attention_mask=fused_mask
+        )
+
+    def check_media_towers(
+        self, pixel_values: torch.Tensor | None, input_features: torch.Tensor | None
+    ) -> None:
+        """Raise `ValueError` when images or audio reach a model built without the matching tower."""
+        if pixel_values is not None and self.vision_tower is None:
+            raise ValueError(
+                "pixel_values were given but this Sora model has no vision tower (config.vision_config is None). "
+                "Build it with SoraConfig(vision_config=SoraVisionConfig(...)), or drop pixel_values."
+            )
+        if input_features is not None and self.audio_tower is None:
+            raise ValueError(
+                "input_features were given but this Sora model has no audio tower (config.audio_config is None). "
+                "Build it with SoraConfig(audio_config=SoraAudioConfig(...)), or drop input_features."
+            )
+
+    def fuse(
+        self,
+        text_states: torch.Tensor,
+        text_mask: torch.Tensor | None,
+        pixel_values: torch.Tensor | None,
+        input_features: torch.Tensor | None,
+        feature_attention_mask: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Early fusion: `[text; image patches; audio frames]`, each with its modality embedding, and their mask."""
+        batch_size, text_length = text_states.shape[:2]
+        if text_mask is None:
+            text_mask = torch.ones(batch_size, text_length, dtype=torch.long, device=text_states.device)
+        modality = self.modality_embeddings.weight
+        states, masks = [text_states + modality[0]], [text_mask.long()]
+        for name, media in (("pixel_values", pixel_values), ("input_features", input_features)):
+            if media is not None and media.shape[0] != batch_size:
+                raise ValueError(
+                    f"{name} holds {media.shape[0]} examples but the text holds {batch_size}: pass one "
+                    "image/audio per text (repeat it for several questions about the same one)."
+                )
+        if pixel_values is not None:
+            image = self.vision_projector(self.vision_tower(pixel_values).last_hidden_state)
+            states.append(image.to(text_states.dtype) + modality[1])
+            masks.append(torch.ones(image.shape[:2], dtype=torch.long, device=image.device))
+        if input_features is not None:
+            audio_outputs = self.audio_tower(input_features, feature_attention_mask)
+            audio = self.audio_projector(audio_outputs.last_hidden_state)
+            states.append(audio.to(text_states.dtype) + modality[2])
+            masks.append(audio_outputs.attention_mask)
+        return torch.cat(states, dim=1), torch.cat(masks, dim=1)
 
 
 class SoraDecoder(SoraPreTrainedModel):
@@ -488,6 +764,9 @@ class SoraModel(SoraPreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         decoder_inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
+        pixel_values: torch.FloatTensor | None = None,
+        input_features: torch.FloatTensor | None = None,
+        feature_attention_mask: torch.Tensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> BaseModelOutput | Seq2SeqModelOutput:
         r"""
@@ -501,6 +780,9 @@ class SoraModel(SoraPreTrainedModel):
                 token_type_ids=token_type_ids,
                 position_ids=position_ids,
                 inputs_embeds=inputs_embeds,
+                pixel_values=pixel_values,
+                input_features=input_features,
+                feature_attention_mask=feature_attention_mask,
                 **kwargs,
             )
         elif not isinstance(encoder_outputs, BaseModelOutput):
@@ -522,7 +804,10 @@ class SoraModel(SoraPreTrainedModel):
             input_ids=decoder_input_ids,
             attention_mask=decoder_attention_mask,
             encoder_hidden_states=encoder_outputs.last_hidden_state,
-            encoder_attention_mask=attention_mask,
+            # With images or audio the decoder attends to the fused sequence, under the fused mask.
+            encoder_attention_mask=getattr(encoder_outputs, "attention_mask", None)
+            if getattr(encoder_outputs, "attention_mask", None) is not None
+            else attention_mask,
             cache=cache,
             inputs_embeds=decoder_inputs_embeds,
             use_cache=use_cache,
@@ -648,6 +933,9 @@ class SoraForPreTraining(SoraPreTrainedModel):
         token_type_ids: torch.LongTensor | None = None,
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
+        pixel_values: torch.FloatTensor | None = None,
+        input_features: torch.FloatTensor | None = None,
+        feature_attention_mask: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         next_sentence_label: torch.LongTensor | None = None,
         denoising_input_ids: torch.LongTensor | None = None,
@@ -673,11 +961,17 @@ class SoraForPreTraining(SoraPreTrainedModel):
             token_type_ids=token_type_ids,
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
+            pixel_values=pixel_values,
+            input_features=input_features,
+            feature_attention_mask=feature_attention_mask,
             **kwargs,
         )
         sequence_output = outputs.last_hidden_state
         prediction_logits, mlm_loss = masked_lm_logits_and_loss(
-            self.lm_head, sequence_output, labels, self.sparse_prediction
+            self.lm_head,
+            text_positions(sequence_output, input_ids, inputs_embeds),
+            labels,
+            self.sparse_prediction,
         )
         seq_relationship_logits = self.nsp_head(self.pooler(sequence_output))
         nsp_loss = None
@@ -747,6 +1041,9 @@ class SoraForMaskedLM(SoraPreTrainedModel):
         token_type_ids: torch.LongTensor | None = None,
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
+        pixel_values: torch.FloatTensor | None = None,
+        input_features: torch.FloatTensor | None = None,
+        feature_attention_mask: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> MaskedLMOutput:
@@ -761,10 +1058,17 @@ class SoraForMaskedLM(SoraPreTrainedModel):
             token_type_ids=token_type_ids,
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
+            pixel_values=pixel_values,
+            input_features=input_features,
+            feature_attention_mask=feature_attention_mask,
             **kwargs,
         )
         logits, loss = masked_lm_logits_and_loss(
-            self.lm_head, outputs.last_hidden_state, labels, self.sparse_prediction, num_items_in_batch
+            self.lm_head,
+            text_positions(outputs.last_hidden_state, input_ids, inputs_embeds),
+            labels,
+            self.sparse_prediction,
+            num_items_in_batch,
         )
         return MaskedLMOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
@@ -796,6 +1100,9 @@ class SoraForSequenceClassification(SoraPreTrainedModel):
         token_type_ids: torch.LongTensor | None = None,
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
+        pixel_values: torch.FloatTensor | None = None,
+        input_features: torch.FloatTensor | None = None,
+        feature_attention_mask: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> SequenceClassifierOutput:
@@ -809,6 +1116,9 @@ class SoraForSequenceClassification(SoraPreTrainedModel):
             token_type_ids=token_type_ids,
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
+            pixel_values=pixel_values,
+            input_features=input_features,
+            feature_attention_mask=feature_attention_mask,
             **kwargs,
         )
         logits = self.classifier(self.dropout(self.pooler(outputs.last_hidden_state)))
@@ -846,6 +1156,9 @@ class SoraForTokenClassification(SoraPreTrainedModel):
         token_type_ids: torch.LongTensor | None = None,
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
+        pixel_values: torch.FloatTensor | None = None,
+        input_features: torch.FloatTensor | None = None,
+        feature_attention_mask: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> TokenClassifierOutput:
@@ -860,9 +1173,14 @@ class SoraForTokenClassification(SoraPreTrainedModel):
             token_type_ids=token_type_ids,
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
+            pixel_values=pixel_values,
+            input_features=input_features,
+            feature_attention_mask=feature_attention_mask,
             **kwargs,
         )
-        logits = self.classifier(self.dropout(outputs.last_hidden_state))
+        logits = self.classifier(
+            self.dropout(text_positions(outputs.last_hidden_state, input_ids, inputs_embeds))
+        )
         loss = None
         if labels is not None:
             loss = token_cross_entropy(logits, labels, num_items_in_batch)
@@ -890,6 +1208,9 @@ class SoraForQuestionAnswering(SoraPreTrainedModel):
         token_type_ids: torch.LongTensor | None = None,
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
+        pixel_values: torch.FloatTensor | None = None,
+        input_features: torch.FloatTensor | None = None,
+        feature_attention_mask: torch.Tensor | None = None,
         start_positions: torch.LongTensor | None = None,
         end_positions: torch.LongTensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
@@ -906,9 +1227,13 @@ class SoraForQuestionAnswering(SoraPreTrainedModel):
             token_type_ids=token_type_ids,
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
+            pixel_values=pixel_values,
+            input_features=input_features,
+            feature_attention_mask=feature_attention_mask,
             **kwargs,
         )
-        start_logits, end_logits = self.qa_outputs(outputs.last_hidden_state).split(1, dim=-1)
+        text_states = text_positions(outputs.last_hidden_state, input_ids, inputs_embeds)
+        start_logits, end_logits = self.qa_outputs(text_states).split(1, dim=-1)
         start_logits = start_logits.squeeze(-1).contiguous()
         end_logits = end_logits.squeeze(-1).contiguous()
         loss = None
@@ -961,6 +1286,9 @@ class SoraForConditionalGeneration(SoraPreTrainedModel, GenerationMixin):
         decoder_inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
+        pixel_values: torch.FloatTensor | None = None,
+        input_features: torch.FloatTensor | None = None,
+        feature_attention_mask: torch.Tensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> Seq2SeqLMOutput:
         r"""
@@ -982,6 +1310,9 @@ class SoraForConditionalGeneration(SoraPreTrainedModel, GenerationMixin):
             inputs_embeds=inputs_embeds,
             decoder_inputs_embeds=decoder_inputs_embeds,
             use_cache=use_cache,
+            pixel_values=pixel_values,
+            input_features=input_features,
+            feature_attention_mask=feature_attention_mask,
             **kwargs,
         )
         logits = self.lm_head(outputs.last_hidden_state)
@@ -1002,6 +1333,7 @@ class SoraForConditionalGeneration(SoraPreTrainedModel, GenerationMixin):
 
 
 __all__ = [
+    "SoraAudioModel",
     "SoraEncoder",
     "SoraDecoder",
     "SoraForConditionalGeneration",
@@ -1012,4 +1344,5 @@ __all__ = [
     "SoraForTokenClassification",
     "SoraModel",
     "SoraPreTrainedModel",
+    "SoraVisionModel",
 ]

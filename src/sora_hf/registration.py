@@ -2,6 +2,8 @@
 
 from transformers import (
     AutoConfig,
+    AutoFeatureExtractor,
+    AutoImageProcessor,
     AutoModel,
     AutoModelForMaskedLM,
     AutoModelForPreTraining,
@@ -9,12 +11,16 @@ from transformers import (
     AutoModelForSeq2SeqLM,
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
+    AutoProcessor,
     AutoTokenizer,
 )
 
 from .adapters import register_peft_defaults
-from .configuration_sora import SoraConfig
+from .configuration_sora import SoraAudioConfig, SoraConfig, SoraVisionConfig
+from .feature_extraction_sora import SoraFeatureExtractor
+from .image_processing_sora import SoraImageProcessor
 from .modeling_sora import (
+    SoraAudioModel,
     SoraForConditionalGeneration,
     SoraForMaskedLM,
     SoraForPreTraining,
@@ -22,8 +28,10 @@ from .modeling_sora import (
     SoraForSequenceClassification,
     SoraForTokenClassification,
     SoraModel,
+    SoraVisionModel,
 )
 from .pipelines import register_sora_pipelines
+from .processing_sora import SoraProcessor
 from .tokenization_sora import SoraTokenizer
 
 AUTO_MODELS = {
@@ -43,5 +51,15 @@ def register_sora() -> None:
     for auto_class, model_class in AUTO_MODELS.items():
         auto_class.register(SoraConfig, model_class, exist_ok=True)
     AutoTokenizer.register(SoraConfig, tokenizer_class=SoraTokenizer, exist_ok=True)
+    # Multimodal pieces: the towers' configs and models, and the processors that feed them.
+    AutoConfig.register("sora_vision", SoraVisionConfig, exist_ok=True)
+    AutoConfig.register("sora_audio", SoraAudioConfig, exist_ok=True)
+    AutoModel.register(SoraVisionConfig, SoraVisionModel, exist_ok=True)
+    AutoModel.register(SoraAudioConfig, SoraAudioModel, exist_ok=True)
+    AutoImageProcessor.register(
+        SoraConfig, image_processor_classes={"pil": SoraImageProcessor}, exist_ok=True
+    )
+    AutoFeatureExtractor.register(SoraConfig, SoraFeatureExtractor, exist_ok=True)
+    AutoProcessor.register(SoraConfig, SoraProcessor, exist_ok=True)
     register_peft_defaults()
     register_sora_pipelines()

@@ -3,7 +3,7 @@
 import argparse
 import json
 
-TASKS = ("sentiment", "ner")
+TASKS = ("sentiment", "ner", "qa", "translation", "summarization", "dialogue")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,18 +17,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from transformers import HfArgumentParser, TrainingArguments
+    from transformers import HfArgumentParser, Seq2SeqTrainingArguments, TrainingArguments
 
     from ..training.classification import ClassificationArguments, run_classification
+    from ..training.question_answering import QuestionAnsweringArguments, run_question_answering
+    from ..training.seq2seq import (
+        DialogueArguments,
+        SummarizationArguments,
+        TranslationArguments,
+        run_seq2seq,
+    )
     from ..training.token_classification import TokenClassificationArguments, run_token_classification
 
-    arguments_class, runner = {
-        "sentiment": (ClassificationArguments, run_classification),
-        "ner": (TokenClassificationArguments, run_token_classification),
+    arguments_class, training_arguments_class, runner = {
+        "sentiment": (ClassificationArguments, TrainingArguments, run_classification),
+        "ner": (TokenClassificationArguments, TrainingArguments, run_token_classification),
+        "qa": (QuestionAnsweringArguments, TrainingArguments, run_question_answering),
+        "translation": (TranslationArguments, Seq2SeqTrainingArguments, run_seq2seq),
+        "summarization": (SummarizationArguments, Seq2SeqTrainingArguments, run_seq2seq),
+        "dialogue": (DialogueArguments, Seq2SeqTrainingArguments, run_seq2seq),
     }[args.task]
     parser = HfArgumentParser(
-        (arguments_class, TrainingArguments), prog=f"sora-hf finetune --task {args.task}"
+        (arguments_class, training_arguments_class), prog=f"sora-hf finetune --task {args.task}"
     )
+    if training_arguments_class is Seq2SeqTrainingArguments:
+        parser.set_defaults(predict_with_generate=True)  # the test split is scored on generated text
     task_args, training_args = parser.parse_args_into_dataclasses(args=args.arguments)
     results = runner(task_args, training_args)
     print(json.dumps({k: v for k, v in results.items() if k != "arguments"}, indent=2, default=str))

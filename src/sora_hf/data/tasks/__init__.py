@@ -17,7 +17,7 @@ from typing import Any
 from datasets import DatasetDict, load_from_disk
 
 from ..installed_packages import MissingDataError
-from . import dialogue, ner, qa, sentiment, summarization, translation
+from . import dialogue, easy_vqa, ner, qa, sentiment, spoken_commands, summarization, translation
 from ._common import SPLITS, hash_split
 from .user_files import COLUMN_ARGUMENTS, DataFiles, load_user_files
 
@@ -28,6 +28,8 @@ BUILDERS = {
     "translation": translation,
     "summarization": summarization,
     "dialogue": dialogue,
+    "easy_vqa": easy_vqa,
+    "spoken_commands": spoken_commands,
 }
 TASKS = tuple(BUILDERS)
 DEFAULT_CACHE_DIR = Path("~/.cache/sora_hf/tasks").expanduser()
@@ -84,6 +86,10 @@ def load_task_dataset(
     """
     _check_task(task)
     if data_files is not None:
+        if task not in COLUMN_ARGUMENTS:
+            raise ValueError(
+                f"The {task!r} task has no user-file loader; choose one of {sorted(COLUMN_ARGUMENTS)}"
+            )
         return load_user_files(task, data_files, **options)
     if options:
         raise ValueError(

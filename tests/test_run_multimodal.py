@@ -1,0 +1,103 @@
+"""The multimodal entry point: a few real Trainer steps per modality, outputs that reload, the comparison card."""
+
+import json
+
+import pytest
+from PIL import Image
+from transformers import AutoModelForSequenceClassification, AutoProcessor, TrainingArguments
+
+from sora_hf.data.tasks import load_task_dataset
+from sora_hf.data.tasks.spoken_commands import read_audio
+from sora_hf.training.multimodal import MultimodalArguments, run_multimodal, write_comparison_card
+
+TINY = dict(
+    hidden_size=32,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    intermediate_size=64,
+    tower_hidden_size=16,
+    tower_layers=1,
+    image_size=32,
+    num_mel_bins=16,
+    max_train_samples=32,
+    max_eval_samples=16,
+)
+
+
+def training_arguments(output_dir) -> TrainingArguments:
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        max_steps=2,
+        per_device_train_batch_size=8,
+        per_device_eval_batch_size=16,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        logging_steps=1,
+    )
+
+
+@pytest.mark.parametrize("modalities", ["text", "image", "fused"])
+def test_easy_vqa_runs_for_each_modality_and_the_folder_serves_it(modalities, tmp_path):
+    results = run_multimodal(
+        MultimodalArguments(task="easy_vqa", modalities=modalities, **TINY), training_arguments(tmp_path)
+    )
+    assert results["steps"] == 2 and 0.0 <= results["test"]["test_accuracy"] <= 1.0
+    assert results["split_sizes"] == {"train": 32, "validation": 16, "test": 16}
+    for name in (
+        "model.safetensors",
+        "processor_config.json",
+        "multimodal_results.json",
+        "confusion_matrix.png",
+    ):
+        assert (tmp_path / name).is_file(), name
+    processor = AutoProcessor.from_pretrained(tmp_path)
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    batch = processor(
+        text=["what color is the shape?"], images=[Image.new("RGB", (64, 64))], return_tensors="pt"
+    )
+    if modalities == "text":
+        batch.pop("pixel_values")
+    if modalities == "image":
+        batch = {"pixel_values": batch["pixel_values"]}
+    prediction = model.config.id2label[int(model(**batch).logits.argmax(-1))]
+    assert prediction in {"yes", "no", "circle", "rectangle", "triangle"} | set(model.config.label2id)
+
+
+def test_spoken_commands_audio_and_fused_runs_and_the_comparison_card(tmp_path):
+    runs = []
+    for modalities, label_column in (("audio", "answer"), ("fused", "answer")):
+        folder = tmp_path / modalities
+        results = run_multimodal(
+            MultimodalArguments(
+                task="spoken_commands", modalities=modalities, label_column=label_column, **TINY
+            ),
+            training_arguments(folder),
+        )
+        assert results["label_column"] == "answer" and results["steps"] == 2
+        runs.append(folder)
+    processor = AutoProcessor.from_pretrained(runs[-1])
+    model = AutoModelForSequenceClassification.from_pretrained(runs[-1]).eval()
+    saved = json.loads((runs[-1] / "multimodal_results.json").read_text())
+    assert saved["modalities"] == "fused" and saved["split_sizes"]["test"] == 16
+    clip = read_audio(load_task_dataset("spoken_commands")["test"][0]["audio_path"])
+    batch = processor(
+        text=["which device is it for?"], audio=[clip], sampling_rate=16000, return_tensors="pt"
+    )
+    assert model(**batch).logits.shape == (1, model.config.num_labels)
+
+    card = tmp_path / "sora-spoken-commands.md"
+    table = write_comparison_card(runs, card, "A test card.")
+    assert "| audio |" in table and "| fused |" in table
+    text = card.read_text()
+    assert "A test card." in text and "model-index" in text and "| fused |" in text
+
+
+def test_a_modality_the_task_lacks_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="does not fit spoken_commands"):
+        run_multimodal(
+            MultimodalArguments(task="spoken_commands", modalities="image", **TINY),
+            training_arguments(tmp_path),
+        )
+    with pytest.raises(ValueError, match="Unknown task"):
+        run_multimodal(MultimodalArguments(task="cifar", **TINY), training_arguments(tmp_path))
