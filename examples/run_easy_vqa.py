@@ -10,12 +10,7 @@ model and its SoraProcessor, `multimodal_results.json` (test accuracy, wall time
 table compares finished runs (the fused one last).
 """
 
-import json
-from dataclasses import dataclass, field
-
-from transformers import HfArgumentParser, TrainingArguments
-
-from sora_hf.training.multimodal import MultimodalArguments, run_multimodal, write_comparison_card
+from sora_hf.training.multimodal import multimodal_main
 
 DESCRIPTION = (
     "A Sora sequence classifier with a ViT-style vision tower (8x8 patches of a 64x64 image) whose patch tokens "
@@ -24,23 +19,5 @@ DESCRIPTION = (
     "same model fed the question alone, the image alone, or both:"
 )
 
-
-@dataclass
-class CardArguments:
-    card: str | None = field(default=None, metadata={"help": "Write a comparison card here and exit."})
-    compare: list[str] = field(default_factory=list, metadata={"help": "Finished run folders, fused last."})
-
-
-def main() -> None:
-    parser = HfArgumentParser((MultimodalArguments, TrainingArguments, CardArguments))
-    args, training_args, card_args = parser.parse_args_into_dataclasses()
-    if card_args.card:
-        print(write_comparison_card(card_args.compare, card_args.card, DESCRIPTION))
-        return
-    args.task = "easy_vqa"
-    results = run_multimodal(args, training_args)
-    print(json.dumps({k: v for k, v in results.items() if k not in ("arguments", "log_history")}, indent=2))
-
-
 if __name__ == "__main__":
-    main()
+    multimodal_main("easy_vqa", DESCRIPTION)

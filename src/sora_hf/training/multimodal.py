@@ -311,3 +311,25 @@ def write_comparison_card(run_dirs: list[str | Path], card_path: str | Path, des
         )
     Path(card_path).write_text(str(card) + "\n")
     return table
+
+
+@dataclass
+class CardArguments:
+    """`--card PATH --compare RUN ...`: write a card comparing finished runs instead of training."""
+
+    card: str | None = field(default=None, metadata={"help": "Write a comparison card here and exit."})
+    compare: list[str] = field(default_factory=list, metadata={"help": "Finished run folders, fused last."})
+
+
+def multimodal_main(task: str, card_description: str, argv: list[str] | None = None) -> None:
+    """The command line of `examples/run_<task>.py`: train one setting, or write the comparison card."""
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser((MultimodalArguments, TrainingArguments, CardArguments))
+    args, training_args, card_args = parser.parse_args_into_dataclasses(args=argv)
+    if card_args.card:
+        print(write_comparison_card(card_args.compare, card_args.card, card_description))
+        return
+    args.task = task
+    results = run_multimodal(args, training_args)
+    print(json.dumps({k: v for k, v in results.items() if k not in ("arguments", "log_history")}, indent=2))
