@@ -308,6 +308,32 @@ def test_lora_student_distils_with_only_its_adapters_trained(tmp_path, sora_toke
             torch.testing.assert_close(parameter, frozen_before[name], rtol=0, atol=0)
 
 
+def test_lora_adversarial_and_distillation_compose_in_one_run(tmp_path, sora_tokenizer, minilm_tokenizer):
+    student = get_peft_model(tiny_student(), LoraConfig(task_type=TaskType.SEQ_CLS, r=4))
+    before = {n: p.detach().clone() for n, p in student.named_parameters()}
+    trainer = make_trainer(
+        tmp_path,
+        student,
+        sora_tokenizer,
+        tiny_teacher(),
+        minilm_tokenizer,
+        distill_alpha=0.5,
+        distill_hidden_weight=0.5,
+        distill_hidden_pooling="mean",
+        adversarial_method="fgm",
+        adversarial_epsilon=0.5,
+    )
+    assert sorted(term.name for term in trainer.loss_terms) == ["fgm", "hidden", "kd"]
+    trainer.train()
+    logged = trainer.state.log_history[0]
+    for name in ("fgm", "hidden", "kd"):
+        assert logged[f"loss_{name}"] > 0
+    for name, parameter in student.named_parameters():
+        changed = not torch.equal(parameter, before[name])
+        assert changed == parameter.requires_grad, name  # adapters and head move, the base stays frozen
+    assert any(p.requires_grad for p in trainer.loss_terms.parameters())  # the hidden-state projection learns
+
+
 # ---- tokenizers and cached logits -------------------------------------------------------------------------
 
 
@@ -486,30 +512,37 @@ def test_cached_run_without_the_column_is_refused(tmp_path, sora_tokenizer):
 # ---- the runner -------------------------------------------------------------------------------------------
 
 
+def run_tiny_distillation(tmp_path, student_dir, teacher_dir, samples, steps, run="run", **fields) -> dict:
+    """`run_distillation` end to end on a slice; `fields` are `DistillationArguments` or `SoraTrainingArguments` ones."""
+    argument_names = set(DistillationArguments.__dataclass_fields__)
+    args = DistillationArguments(
+        model_name_or_path=str(student_dir),
+        max_train_samples=samples,
+        max_length=32,
+        benchmark_samples=samples,
+        benchmark_repeats=1,
+        **{k: v for k, v in fields.items() if k in argument_names},
+    )
+    training_args = SoraTrainingArguments(
+        output_dir=str(tmp_path / run),
+        teacher_name_or_path=str(teacher_dir),
+        max_steps=steps,
+        per_device_train_batch_size=16,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        **{k: v for k, v in fields.items() if k not in argument_names},
+    )
+    return run_distillation(args, training_args)
+
+
 def test_run_distillation_scores_teacher_and_students(tmp_path, sora_tokenizer, minilm_tokenizer):
     teacher_dir, student_dir = tmp_path / "teacher", tmp_path / "student"
     tiny_teacher().save_pretrained(teacher_dir)
     minilm_tokenizer.save_pretrained(teacher_dir)
     tiny_student().save_pretrained(student_dir)
     sora_tokenizer.save_pretrained(student_dir)
-    args = DistillationArguments(
-        model_name_or_path=str(student_dir),
-        max_train_samples=32,
-        max_length=32,
-        benchmark_samples=32,
-        benchmark_repeats=1,
-    )
-    training_args = SoraTrainingArguments(
-        output_dir=str(tmp_path / "run"),
-        teacher_name_or_path=str(teacher_dir),
-        distill_use_cached_logits=True,
-        max_steps=2,
-        per_device_train_batch_size=16,
-        report_to=[],
-        use_cpu=True,
-        save_strategy="no",
-    )
-    results = run_distillation(args, training_args)
+    results = run_tiny_distillation(tmp_path, student_dir, teacher_dir, 32, 2, distill_use_cached_logits=True)
     for name in ("teacher", "distilled", "plain"):
         assert 0.0 <= results[name]["test_accuracy"] <= 1.0 and results[name]["examples_per_second"] > 0
     assert (
@@ -522,3 +555,38 @@ def test_run_distillation_scores_teacher_and_students(tmp_path, sora_tokenizer, 
     assert saved["distillation"]["distill_use_cached_logits"] is True
     for folder in ("distilled", "plain"):
         assert (tmp_path / "run" / folder / "model.safetensors").is_file()
+
+    # an already distilled student is scored again, not retrained (to add the plain control later)
+    rescored = run_tiny_distillation(
+        tmp_path,
+        student_dir,
+        teacher_dir,
+        32,
+        2,
+        run="rescored",
+        distilled_model_path=str(tmp_path / "run" / "distilled"),
+        run_plain_student=False,
+    )
+    assert rescored["train_seconds"] == {}
+    assert rescored["distilled"]["test_accuracy"] == results["distilled"]["test_accuracy"]
+
+
+def test_run_distillation_sora_to_smaller_sora_with_token_level_terms(tmp_path, sora_tokenizer):
+    folder = tmp_path / "sora4"
+    tiny_student(num_layers=4, seed=3).save_pretrained(folder)
+    sora_tokenizer.save_pretrained(folder)
+    results = run_tiny_distillation(
+        tmp_path,
+        folder,
+        folder,
+        16,
+        1,
+        keep_every_kth_layer=2,
+        run_plain_student=False,
+        distill_hidden_weight=1.0,
+        distill_attention_weight=1.0,
+    )
+    assert "plain" not in results
+    saved = json.loads((tmp_path / "run" / "distilled" / "config.json").read_text())
+    assert saved["num_hidden_layers"] == 2
+    assert results["distilled"]["parameters"] < results["teacher"]["parameters"]

@@ -305,6 +305,12 @@ class DistillationArguments(ClassificationArguments):
         default=None,
         metadata={"help": "Truncation length for the teacher's tokenizer (default: max_length)."},
     )
+    distilled_model_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Score this already distilled student instead of distilling again (to add the control)."
+        },
+    )
     run_plain_student: bool = field(
         default=True, metadata={"help": "Also fine-tune the same student without the teacher (the control)."}
     )
@@ -335,6 +341,7 @@ def _train_student(
     teacher: PreTrainedModel | None,
 ) -> tuple[SoraTrainer, float]:
     accuracy_f1 = load_metric("accuracy_f1")
+    attention = model.config._attn_implementation
 
     def compute_metrics(prediction):
         return accuracy_f1.compute(
@@ -354,6 +361,8 @@ def _train_student(
     started = time.time()
     trainer.train()
     seconds = time.time() - started
+    # attention distillation switched the student to eager attention; serve and time it with its own kernel
+    trainer.model.set_attn_implementation(attention)
     if hasattr(trainer.model, "merge_and_unload"):  # a LoRA student: save the full model pipeline() serves
         trainer.model = trainer.model.merge_and_unload()
     trainer.save_model(training_args.output_dir)
@@ -373,6 +382,7 @@ def run_distillation(args: DistillationArguments, training_args: SoraTrainingArg
     train = training_slice(dataset["train"], args.max_train_samples, training_args.seed)
     teacher_path = training_args.teacher_name_or_path
     teacher = load_teacher(teacher_path)
+    teacher_attention = teacher.config._attn_implementation
     teacher_tokenizer = AutoTokenizer.from_pretrained(teacher_path)
     tokenizer = AutoTokenizer.from_pretrained(resolve_pretrained_name(args.model_name_or_path))
     check_distillation_setup(training_args, teacher, labels, tokenizer, teacher_tokenizer)
@@ -380,7 +390,7 @@ def run_distillation(args: DistillationArguments, training_args: SoraTrainingArg
     results: dict[str, Any] = {"labels": labels, "train_examples": len(train)}
 
     distill_train, live_teacher, collator_teacher_tokenizer = train, teacher, teacher_tokenizer
-    if training_args.distill_use_cached_logits:
+    if training_args.distill_use_cached_logits and not args.distilled_model_path:
         started = time.time()
         distill_train = cache_teacher_logits(train, teacher, teacher_tokenizer, max_length=teacher_max_length)
         results["cache_teacher_logits_seconds"] = time.time() - started
@@ -392,20 +402,26 @@ def run_distillation(args: DistillationArguments, training_args: SoraTrainingArg
         teacher_max_length=teacher_max_length,
         pad_to_multiple_of=8,
     )
-    distilled_args = replace(
-        training_args, output_dir=str(output_dir / "distilled"), remove_unused_columns=False
-    )
-    distilled, seconds = _train_student(
-        distilled_args,
-        _new_student(args, labels, training_args.seed),
-        distill_train,
-        dataset["validation"],
-        collator,
-        tokenizer,
-        live_teacher,
-    )
-    results["train_seconds"] = {"distilled": seconds}
-    students = {"distilled": distilled.model}
+    if args.distilled_model_path:
+        students = {
+            "distilled": AutoModelForSequenceClassification.from_pretrained(args.distilled_model_path)
+        }
+        results["train_seconds"] = {}
+    else:
+        distilled_args = replace(
+            training_args, output_dir=str(output_dir / "distilled"), remove_unused_columns=False
+        )
+        distilled, seconds = _train_student(
+            distilled_args,
+            _new_student(args, labels, training_args.seed),
+            distill_train,
+            dataset["validation"],
+            collator,
+            tokenizer,
+            live_teacher,
+        )
+        results["train_seconds"] = {"distilled": seconds}
+        students = {"distilled": distilled.model}
 
     if args.run_plain_student:
         plain_args = replace(
@@ -429,7 +445,8 @@ def run_distillation(args: DistillationArguments, training_args: SoraTrainingArg
         results["train_seconds"]["plain"] = seconds
         students["plain"] = plain.model
 
-    teacher = teacher.to(distilled.args.device)
+    teacher = teacher.to(training_args.device)
+    teacher.set_attn_implementation(teacher_attention)
     models = {"teacher": (teacher, teacher_tokenizer)}
     models.update({name: (model, tokenizer) for name, model in students.items()})
     lengths = {"teacher": teacher_max_length}
