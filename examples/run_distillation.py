@@ -7,16 +7,20 @@
     # 2. the packaged `sora`, fine-tuned plainly and distilled with the same hyper-parameters
     HF_HUB_OFFLINE=1 python examples/run_distillation.py --output_dir runs/distill-sentiment \\
         --teacher_name_or_path runs/distill-teacher --distill_use_cached_logits \\
-        --num_train_epochs 3 --learning_rate 3e-4 --save_strategy no --use_cpu
+        --num_train_epochs 3 --learning_rate 3e-4 --save_strategy no --use_cpu \\
+        --model_card model_cards/sora-sentiment-distilled.md
+    #    (--distilled_model_path runs/distill-sentiment/distilled scores a finished student again instead of
+    #    distilling anew, e.g. to add the plain control later)
     # 3. Sora -> smaller Sora: keep every 2nd layer of the distilled student, distil from it (shared tokenizer,
     #    so hidden-state and attention matching apply)
     python examples/run_distillation.py --output_dir runs/distill-sora-half \\
         --teacher_name_or_path runs/distill-sentiment/distilled --model_name_or_path runs/distill-sentiment/distilled \\
-        --keep_every_kth_layer 2 --distill_hidden_weight 1 --distill_attention_weight 1 --use_cpu
+        --keep_every_kth_layer 2 --distill_hidden_weight 1 --distill_attention_weight 10 --run_plain_student False \\
+        --model_card model_cards/sora-sentiment-distilled-half.md --use_cpu
 
 Writes the students (`distilled/`, `plain/`, each served by `pipeline("text-classification")`) and
 `distillation_results.json`: test accuracy, parameters and inference throughput of teacher and students,
-measured in the same run.
+measured in the same run; with `--model_card`, the distilled student's card with that table.
 """
 
 import json

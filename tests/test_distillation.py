@@ -542,7 +542,10 @@ def test_run_distillation_scores_teacher_and_students(tmp_path, sora_tokenizer, 
     minilm_tokenizer.save_pretrained(teacher_dir)
     tiny_student().save_pretrained(student_dir)
     sora_tokenizer.save_pretrained(student_dir)
-    results = run_tiny_distillation(tmp_path, student_dir, teacher_dir, 32, 2, distill_use_cached_logits=True)
+    card = tmp_path / "cards" / "sora-distilled.md"
+    results = run_tiny_distillation(
+        tmp_path, student_dir, teacher_dir, 32, 2, distill_use_cached_logits=True, model_card=str(card)
+    )
     for name in ("teacher", "distilled", "plain"):
         assert 0.0 <= results[name]["test_accuracy"] <= 1.0 and results[name]["examples_per_second"] > 0
     assert (
@@ -555,6 +558,10 @@ def test_run_distillation_scores_teacher_and_students(tmp_path, sora_tokenizer, 
     assert saved["distillation"]["distill_use_cached_logits"] is True
     for folder in ("distilled", "plain"):
         assert (tmp_path / "run" / folder / "model.safetensors").is_file()
+    text = card.read_text()
+    assert text == (tmp_path / "run" / "distilled" / "README.md").read_text()
+    for name in ("teacher", "distilled", "plain"):
+        assert f"| {name} | {results[name]['test_accuracy']:.3f} |" in text
 
     # an already distilled student is scored again, not retrained (to add the plain control later)
     rescored = run_tiny_distillation(

