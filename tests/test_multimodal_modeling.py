@@ -234,3 +234,38 @@ def test_media_for_a_model_without_the_tower_raise():
 def test_bad_tower_configs_name_the_field(sub_config, field):
     with pytest.raises(ValueError, match=field):
         SoraConfig(**TEXT, **sub_config)
+
+
+@pytest.mark.parametrize("method", ["fgm", "pgd"])
+def test_adversarial_training_perturbs_the_text_of_fused_inputs_and_trains_every_tower(tmp_path, method):
+    from transformers import default_data_collator
+
+    from sora_hf.training.arguments import SoraTrainingArguments
+    from sora_hf.training.trainer import SoraTrainer
+
+    torch.manual_seed(0)
+    model = SoraForSequenceClassification(config())
+    batch = inputs()
+    examples = [{key: value[i] for key, value in batch.items()} | {"labels": i + 1} for i in range(BATCH)] * 2
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    args = SoraTrainingArguments(
+        output_dir=str(tmp_path),
+        adversarial_method=method,
+        adversarial_epsilon=0.5,
+        adversarial_steps=2,
+        per_device_train_batch_size=BATCH,
+        max_steps=2,
+        logging_steps=1,
+        learning_rate=1e-2,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        remove_unused_columns=False,
+    )
+    trainer = SoraTrainer(model=model, args=args, train_dataset=examples, data_collator=default_data_collator)
+    trainer.train()
+    logged = trainer.state.log_history[0]
+    assert logged[f"loss_{method}"] > 0
+    for tower in ("vision_tower", "audio_tower", "word_embeddings"):
+        moved = [not torch.equal(p, before[n]) for n, p in model.named_parameters() if tower in n]
+        assert moved and all(moved), tower
