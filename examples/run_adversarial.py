@@ -38,6 +38,12 @@ class ComparisonArguments:
         metadata={"help": "adversarial_method values."},
     )
     model_card: str | None = field(default=None, metadata={"help": "Write the best run's model card here."})
+    reuse_finished_runs: bool = field(
+        default=False,
+        metadata={
+            "help": "Read a method's results from <output_dir>/<method> when that run already finished."
+        },
+    )
 
 
 def parse(argv: list[str]):
@@ -45,7 +51,7 @@ def parse(argv: list[str]):
     return parser.parse_args_into_dataclasses(argv)
 
 
-def row(method: str, results: dict, wall_seconds: float) -> dict:
+def row(method: str, results: dict, wall_seconds: float | None) -> dict:
     test = results["test"]
     return {
         "method": NAMES.get(method, method),
@@ -111,7 +117,7 @@ def write_card(
         f"and character edits, at most {best_args.robustness_max_edit_ratio:.0%} of a tweet's words):\n\n"
         + markdown_table(rows)
         + "\n\nSuccess rate: share of the correctly classified attacked tweets that the attack flips. Command:\n\n"
-        "```bash\nnice -n 19 .venv/bin/python examples/run_adversarial.py " + " ".join(argv) + "\n```"
+        "```bash\npython examples/run_adversarial.py " + " ".join(argv) + "\n```"
     )
     write_model_card(
         best_args,
@@ -144,6 +150,10 @@ def main() -> None:
     for method in comparison.methods:
         method_argv = [*argv, "--adversarial_method", method, "--output_dir", str(output_dir / method)]
         method_args, method_training_args, _ = parse(method_argv)
+        finished = output_dir / method / "classification_results.json"
+        if comparison.reuse_finished_runs and finished.is_file():
+            rows.append(row(method, json.loads(finished.read_text()), None))
+            continue
         started = time.time()
         results = run_classification(method_args, method_training_args)
         rows.append(row(method, results, time.time() - started))

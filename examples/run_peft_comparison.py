@@ -32,18 +32,27 @@ def main() -> None:
     parser.add_argument("--lora-learning-rate", default="1e-3")
     parser.add_argument("--epochs", default="1")
     parser.add_argument("--max-train-samples", default=None)
+    parser.add_argument("--seed", default="0")
+    parser.add_argument("--warmup-steps", default="100", help="A count, or a fraction of the steps (< 1).")
+    parser.add_argument(
+        "--lora-target-modules", nargs="+", default=None, help="Default: peft's Sora defaults (qkv_proj)."
+    )
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     args = parser.parse_args()
     output_dir = Path(args.output_dir)
     rows = {}
-    for name, flags in METHODS.items():
+    for name in args.methods:
+        flags = METHODS[name]
+        if "--lora_r" in flags and args.lora_target_modules:
+            flags = [*flags, "--lora_target_modules", *args.lora_target_modules]
         run_dir = output_dir / name.split()[0].lower().replace("-", "")
         learning_rate = args.lora_learning_rate if "--lora_r" in flags else args.learning_rate
         command = [
             sys.executable, "examples/run_classification.py", "--model_name_or_path", "sora",
             "--output_dir", str(run_dir), "--num_train_epochs", args.epochs, "--learning_rate", learning_rate,
-            "--per_device_train_batch_size", "32", "--per_device_eval_batch_size", "256", "--warmup_steps", "100",
+            "--per_device_train_batch_size", "32", "--per_device_eval_batch_size", "256", "--warmup_steps", args.warmup_steps,
             "--weight_decay", "0.01", "--max_length", "64", "--logging_steps", "50", "--eval_strategy", "no",
-            "--save_strategy", "no", "--report_to", "tensorboard", "--use_cpu", "--seed", "0",
+            "--save_strategy", "no", "--report_to", "tensorboard", "--use_cpu", "--seed", args.seed,
             "--run_baseline", "false", *flags,
         ]  # fmt: skip
         if args.max_train_samples:

@@ -544,7 +544,14 @@ def test_run_distillation_scores_teacher_and_students(tmp_path, sora_tokenizer, 
     sora_tokenizer.save_pretrained(student_dir)
     card = tmp_path / "cards" / "sora-distilled.md"
     results = run_tiny_distillation(
-        tmp_path, student_dir, teacher_dir, 32, 2, distill_use_cached_logits=True, model_card=str(card)
+        tmp_path,
+        student_dir,
+        teacher_dir,
+        32,
+        2,
+        distill_use_cached_logits=True,
+        model_card=str(card),
+        logging_steps=1,
     )
     for name in ("teacher", "distilled", "plain"):
         assert 0.0 <= results[name]["test_accuracy"] <= 1.0 and results[name]["examples_per_second"] > 0
@@ -559,9 +566,14 @@ def test_run_distillation_scores_teacher_and_students(tmp_path, sora_tokenizer, 
     for folder in ("distilled", "plain"):
         assert (tmp_path / "run" / folder / "model.safetensors").is_file()
     text = card.read_text()
-    assert text == (tmp_path / "run" / "distilled" / "README.md").read_text()
+    assert (
+        text.replace("sora-distilled_loss_curve", "loss_curve")
+        == (tmp_path / "run" / "distilled" / "README.md").read_text()
+    )
     for name in ("teacher", "distilled", "plain"):
         assert f"| {name} | {results[name]['test_accuracy']:.3f} |" in text
+    assert "](sora-distilled_loss_curve.png)" in card.read_text()
+    assert (card.parent / "sora-distilled_loss_curve.png").is_file()
 
     # an already distilled student is scored again, not retrained (to add the plain control later)
     rescored = run_tiny_distillation(

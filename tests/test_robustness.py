@@ -304,3 +304,20 @@ def test_run_adversarial_example(sora_tokenizer, tmp_path, monkeypatch):
         assert r["steps"] == 2
     text = card.read_text()
     assert "| plain |" in text and "| FreeLB |" in text and "robust_accuracy_embedding" in text
+
+    # a later comparison reads the finished plain run instead of training it again
+    fgm_argv = [
+        *argv[: argv.index("--methods")],
+        "--methods",
+        "none",
+        "fgm",
+        *argv[argv.index("freelb") + 1 :],
+    ]
+    monkeypatch.setattr(sys, "argv", ["run_adversarial.py", *fgm_argv, "--reuse_finished_runs", "True"])
+    module.main()
+    again = json.loads((tmp_path / "runs" / "adversarial_results.json").read_text())
+    assert [r["method"] for r in again] == ["plain", "FGM"]
+    assert again[0]["wall_seconds"] is None
+    assert {k: v for k, v in again[0].items() if k != "wall_seconds"} == {
+        k: v for k, v in rows[0].items() if k != "wall_seconds"
+    }

@@ -7,6 +7,7 @@ keeping every k-th layer, the inference benchmark and the runner behind `example
 
 import json
 import re
+import shutil
 import statistics
 import sys
 import time
@@ -574,6 +575,7 @@ def write_distillation_card(
         + "Accuracy on the test split; throughput of the forward pass measured in the same process "
         f"({results['torch_threads']} CPU threads, batch 32):\n\n"
         + comparison_table(results)
+        + ("\n\n![training loss](loss_curve.png)" if (run_dir / "loss_curve.png").is_file() else "")
         + "\n\nCommand:\n\n```bash\n"
         + (command or "python " + " ".join(sys.argv))
         + "\n```"
@@ -596,5 +598,10 @@ def write_distillation_card(
             "Throughput depends on the machine: compare the ratio, not the absolute numbers."
         ),
     )
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text((run_dir / "README.md").read_text())
+    card = Path(path)
+    card.parent.mkdir(parents=True, exist_ok=True)
+    text = (run_dir / "README.md").read_text()
+    if (run_dir / "loss_curve.png").is_file():  # the copy sits beside the card under the card's name
+        shutil.copyfile(run_dir / "loss_curve.png", card.with_name(f"{card.stem}_loss_curve.png"))
+        text = text.replace("](loss_curve.png)", f"]({card.stem}_loss_curve.png)")
+    card.write_text(text)
