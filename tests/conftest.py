@@ -38,3 +38,15 @@ def hub(hub_server, tmp_path):
 
     with clients_pointed_at(hub_server.endpoint, tmp_path / "hf_home"):
         yield hub_server
+
+
+def finetune_on_user_file(task: str, checkpoint, data_file, output_dir, *options: str) -> int:
+    """`sora-hf finetune --task TASK` for two steps on the user's file (train = validation = test); its exit code."""
+    from sora_hf.cli import main as cli_main
+
+    files = [arg for split in ("train", "validation", "test") for arg in (f"--{split}_file", str(data_file))]
+    return cli_main(
+        ["finetune", "--task", task, "--model_name_or_path", str(checkpoint), *files, *options]
+        + ["--output_dir", str(output_dir), "--max_steps", "2", "--report_to", "none", "--use_cpu"]
+        + ["--save_strategy", "no"]
+    )

@@ -4,10 +4,10 @@ import json
 
 import pytest
 import torch
+from conftest import finetune_on_user_file
 from transformers import TrainingArguments, pipeline
 
 from sora_hf import SoraConfig, SoraForPreTraining, train_sora_tokenizer
-from sora_hf.cli import main as cli_main
 from sora_hf.data.tasks import load_task_dataset
 from sora_hf.training.classification import (
     ClassificationArguments,
@@ -68,33 +68,15 @@ def test_finetune_command_and_user_csv(tiny_checkpoint, tmp_path):
         f"{'good' if i % 2 else 'bad'} product number {i},{'pos' if i % 2 else 'neg'}" for i in range(40)
     ]
     csv.write_text("\n".join(rows) + "\n")
-    code = cli_main(
-        [
-            "finetune",
-            "--task",
-            "sentiment",
-            "--model_name_or_path",
-            tiny_checkpoint,
-            "--train_file",
-            str(csv),
-            "--validation_file",
-            str(csv),
-            "--test_file",
-            str(csv),
-            "--text_column",
-            "review",
-            "--label_column",
-            "stars",
-            "--output_dir",
-            str(tmp_path / "run"),
-            "--max_steps",
-            "2",
-            "--report_to",
-            "none",
-            "--use_cpu",
-            "--save_strategy",
-            "no",
-        ]
+    code = finetune_on_user_file(
+        "sentiment",
+        tiny_checkpoint,
+        csv,
+        tmp_path / "run",
+        "--text_column",
+        "review",
+        "--label_column",
+        "stars",
     )
     assert code == 0
     results = json.loads((tmp_path / "run" / "classification_results.json").read_text())

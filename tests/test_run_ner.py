@@ -4,10 +4,10 @@ import json
 
 import pytest
 import torch
+from conftest import finetune_on_user_file
 from transformers import AutoTokenizer, TrainingArguments, pipeline
 
 from sora_hf import SoraConfig, SoraForPreTraining, train_sora_tokenizer
-from sora_hf.cli import main as cli_main
 from sora_hf.data.tasks import load_task_dataset
 from sora_hf.training.token_classification import (
     IGNORE_INDEX,
@@ -103,33 +103,8 @@ def test_finetune_command_and_user_jsonl(tiny_checkpoint, tmp_path):
         for i in range(24)
     ]
     jsonl.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    code = cli_main(
-        [
-            "finetune",
-            "--task",
-            "ner",
-            "--model_name_or_path",
-            tiny_checkpoint,
-            "--train_file",
-            str(jsonl),
-            "--validation_file",
-            str(jsonl),
-            "--test_file",
-            str(jsonl),
-            "--tokens_column",
-            "words",
-            "--tags_column",
-            "tags",
-            "--output_dir",
-            str(tmp_path / "run"),
-            "--max_steps",
-            "2",
-            "--report_to",
-            "none",
-            "--use_cpu",
-            "--save_strategy",
-            "no",
-        ]
+    code = finetune_on_user_file(
+        "ner", tiny_checkpoint, jsonl, tmp_path / "run", "--tokens_column", "words", "--tags_column", "tags"
     )
     assert code == 0
     results = json.loads((tmp_path / "run" / "ner_results.json").read_text())

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import finetune_on_user_file
 from transformers import AutoTokenizer, TrainingArguments, pipeline
 
 from sora_hf import SoraConfig, SoraForPreTraining, train_sora_tokenizer
-from sora_hf.cli import main as cli_main
 from sora_hf.data.tasks import load_task_dataset
 from sora_hf.training.question_answering import (
     QuestionAnsweringArguments,
@@ -143,35 +143,17 @@ def test_finetune_command_and_user_csv_with_plain_answers(tiny_checkpoint, tmp_p
     csv = tmp_path / "trivia.csv"
     rows = ["q,passage,answer"] + [f"who left?,Ann left the room {i},Ann" for i in range(20)]
     csv.write_text("\n".join(rows) + "\n")
-    code = cli_main(
-        [
-            "finetune",
-            "--task",
-            "qa",
-            "--model_name_or_path",
-            tiny_checkpoint,
-            "--train_file",
-            str(csv),
-            "--validation_file",
-            str(csv),
-            "--test_file",
-            str(csv),
-            "--question_column",
-            "q",
-            "--context_column",
-            "passage",
-            "--answers_column",
-            "answer",
-            "--output_dir",
-            str(tmp_path / "run"),
-            "--max_steps",
-            "2",
-            "--report_to",
-            "none",
-            "--use_cpu",
-            "--save_strategy",
-            "no",
-        ]
+    code = finetune_on_user_file(
+        "qa",
+        tiny_checkpoint,
+        csv,
+        tmp_path / "run",
+        "--question_column",
+        "q",
+        "--context_column",
+        "passage",
+        "--answers_column",
+        "answer",
     )
     assert code == 0
     results = json.loads((tmp_path / "run" / "qa_results.json").read_text())

@@ -4,10 +4,10 @@ import json
 
 import pytest
 import torch
+from conftest import finetune_on_user_file
 from transformers import Seq2SeqTrainingArguments, pipeline
 
 from sora_hf import SoraConfig, SoraForPreTraining, train_sora_tokenizer
-from sora_hf.cli import main as cli_main
 from sora_hf.data.tasks import load_task_dataset
 from sora_hf.metrics import load_metric
 from sora_hf.training.seq2seq import (
@@ -130,35 +130,17 @@ def test_finetune_command_dialogue_on_a_user_csv(tiny_checkpoint, tmp_path):
     csv = tmp_path / "chats.csv"
     rows = ["message,reply"] + [f"hello {i},hi there" for i in range(12)] + ["how are you,fine thanks"] * 4
     csv.write_text("\n".join(rows) + "\n")
-    code = cli_main(
-        [
-            "finetune",
-            "--task",
-            "dialogue",
-            "--model_name_or_path",
-            tiny_checkpoint,
-            "--train_file",
-            str(csv),
-            "--validation_file",
-            str(csv),
-            "--test_file",
-            str(csv),
-            "--context_column",
-            "message",
-            "--response_column",
-            "reply",
-            "--output_dir",
-            str(tmp_path / "run"),
-            "--max_steps",
-            "2",
-            "--generation_max_length",
-            "6",
-            "--report_to",
-            "none",
-            "--use_cpu",
-            "--save_strategy",
-            "no",
-        ]
+    code = finetune_on_user_file(
+        "dialogue",
+        tiny_checkpoint,
+        csv,
+        tmp_path / "run",
+        "--context_column",
+        "message",
+        "--response_column",
+        "reply",
+        "--generation_max_length",
+        "6",
     )
     assert code == 0  # predict_with_generate is on without the flag
     results = json.loads((tmp_path / "run" / "dialogue_results.json").read_text())
