@@ -4,7 +4,8 @@
 
 Each method is a separate `examples/run_classification.py` process (so peak memory is its own), with the same
 data, epochs, batch and seed; LoRA takes its usual higher learning rate. Writes `comparison.json`, `comparison.md`
-and `comparison.png` to the output folder.
+and `comparison.png` to the output folder. `--reuse-finished-runs` reads the methods already finished there (with
+the command each was run with) and trains only the others, e.g. a second LoRA setting.
 """
 
 import argparse
@@ -38,6 +39,11 @@ def main() -> None:
         "--lora-target-modules", nargs="+", default=None, help="Default: peft's Sora defaults (qkv_proj)."
     )
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument(
+        "--reuse-finished-runs",
+        action="store_true",
+        help="Read a method's results from its folder when it already holds them instead of training it again.",
+    )
     args = parser.parse_args()
     output_dir = Path(args.output_dir)
     rows = {}
@@ -57,9 +63,15 @@ def main() -> None:
         ]  # fmt: skip
         if args.max_train_samples:
             command += ["--max_train_samples", args.max_train_samples]
-        print(f"== {name}: {' '.join(command)}", flush=True)
-        subprocess.run(command, check=True)
-        result = json.loads((run_dir / "classification_results.json").read_text())
+        results_file, command_file = run_dir / "classification_results.json", run_dir / "command.json"
+        if args.reuse_finished_runs and results_file.is_file() and command_file.is_file():
+            print(f"== {name}: reusing {run_dir}", flush=True)
+            command = json.loads(command_file.read_text())  # the command that run was made with
+        else:
+            print(f"== {name}: {' '.join(command)}", flush=True)
+            subprocess.run(command, check=True)
+            command_file.write_text(json.dumps(command))
+        result = json.loads(results_file.read_text())
         rows[name] = {
             "test_accuracy": result["test"]["test_accuracy"],
             "trainable_parameters": result["trainable_parameters"],

@@ -112,6 +112,33 @@ def test_fusion_uses_every_modality_and_trains_every_tower():
             assert not torch.allclose(model(**changed).logits, reference), key
 
 
+def test_fusion_layer_lets_the_first_layers_read_the_text_alone():
+    torch.manual_seed(0)
+    late = SoraForSequenceClassification(config(fusion_layer=1)).eval()
+    early = SoraForSequenceClassification(config()).eval()
+    early.load_state_dict(late.state_dict())  # same weights, only where the media join differs
+    batch = inputs()
+    with torch.no_grad():
+        encoder = late.model.encoder
+        # by hand: layer 0 on the text alone, then fuse, then layer 1 on the fused sequence
+        text = encoder.layers[0](encoder.embeddings(batch["input_ids"]), None)
+        fused, mask = encoder.fuse(
+            text,
+            batch["attention_mask"],
+            batch["pixel_values"],
+            batch["input_features"],
+            batch["feature_attention_mask"],
+        )
+        layer_mask = (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+        expected = encoder.final_layer_norm(encoder.layers[1](fused, layer_mask))
+        assert torch.allclose(late.model.encoder(**batch).last_hidden_state, expected, atol=1e-5)
+        assert not torch.allclose(late(**batch).logits, early(**batch).logits, atol=1e-4)
+        text_only = inputs(image=False, audio=False)  # no media: every layer reads the text, as before
+        assert torch.allclose(late(**text_only).logits, early(**text_only).logits, atol=1e-6)
+    with pytest.raises(ValueError, match="fusion_layer must be an integer in \\[0, num_hidden_layers - 1\\]"):
+        config(fusion_layer=2)
+
+
 def test_padding_is_masked_in_the_fused_sequence():
     torch.manual_seed(0)
     model = SoraForSequenceClassification(config()).eval()

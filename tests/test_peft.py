@@ -554,3 +554,28 @@ def test_adapter_round_trip_through_the_hub(hub):
     assert reloaded.peft_config["default"].base_model_name_or_path == base_repo
     assert_all_equal(outputs(reloaded, "seq_cls"), outputs(model, "seq_cls"))
     assert not torch.equal(outputs(reloaded, "seq_cls")[0], base_logits)
+
+
+def test_lora_target_modules_takes_names_or_one_regular_expression():
+    from sora_hf.training.finetuning import FinetuneArguments, make_parameter_efficient
+
+    def adapted(targets: list[str]) -> set[str]:
+        model = SoraForSequenceClassification(tiny_config(num_labels=3))
+        args = FinetuneArguments(lora_r=4, lora_target_modules=targets)
+        peft_model = make_parameter_efficient(model, args, TaskType.SEQ_CLS)
+        return {
+            n.removeprefix("base_model.model.").rsplit(".lora_", 1)[0]
+            for n, _ in peft_model.named_parameters()
+            if ".lora_" in n
+        }
+
+    assert adapted(["qkv_proj", "pooler.dense"]) == {
+        "model.encoder.layers.0.self_attn.qkv_proj",
+        "model.encoder.layers.1.self_attn.qkv_proj",
+        "pooler.dense",
+    }
+    # one regular expression: whole-name match, here the embeddings and the top layer's attention only
+    assert adapted([r".*(word_embeddings|layers\.1\.self_attn\.qkv_proj)"]) == {
+        "model.encoder.embeddings.word_embeddings",
+        "model.encoder.layers.1.self_attn.qkv_proj",
+    }

@@ -8,7 +8,12 @@ from transformers import AutoModelForSequenceClassification, AutoProcessor, Trai
 
 from sora_hf.data.tasks import load_task_dataset
 from sora_hf.data.tasks.spoken_commands import read_audio
-from sora_hf.training.multimodal import MultimodalArguments, run_multimodal, write_comparison_card
+from sora_hf.training.multimodal import (
+    MultimodalArguments,
+    label_balanced_sampler,
+    run_multimodal,
+    write_comparison_card,
+)
 
 TINY = dict(
     hidden_size=32,
@@ -101,3 +106,30 @@ def test_a_modality_the_task_lacks_is_refused(tmp_path):
         )
     with pytest.raises(ValueError, match="Unknown task"):
         run_multimodal(MultimodalArguments(task="cifar", **TINY), training_arguments(tmp_path))
+
+
+def test_label_balanced_sampler_flattens_the_label_distribution():
+    labels = [0] * 90 + [1] * 10
+    balanced = list(label_balanced_sampler(labels, power=1.0, seed=0))
+    draws = [labels[i] for _ in range(20) for i in label_balanced_sampler(labels, power=1.0, seed=_)]
+    assert len(balanced) == 100 and 0.4 < sum(draws) / len(draws) < 0.6  # label 1 is drawn half the time
+    half = [labels[i] for s in range(20) for i in label_balanced_sampler(labels, power=0.5, seed=s)]
+    assert 0.15 < sum(half) / len(half) < 0.35  # sqrt weights: 10*sqrt(1/10) / (90*sqrt(1/90) + that) = 0.25
+    assert list(label_balanced_sampler(labels, 1.0, seed=3)) == list(
+        label_balanced_sampler(labels, 1.0, seed=3)
+    )
+
+
+def test_label_sampling_power_reaches_the_trainer_and_the_card(tmp_path):
+    results = run_multimodal(
+        MultimodalArguments(task="easy_vqa", modalities="fused", label_sampling_power=1.0, **TINY),
+        training_arguments(tmp_path / "fused"),
+    )
+    assert results["arguments"]["label_sampling_power"] == 1.0 and results["steps"] == 2
+    table = write_comparison_card([tmp_path / "fused"], tmp_path / "card.md", "A test card.")
+    assert "| fused | answer | 1 |" in table
+    with pytest.raises(ValueError, match="label_sampling_power must be >= 0"):
+        run_multimodal(
+            MultimodalArguments(task="easy_vqa", label_sampling_power=-1.0, **TINY),
+            training_arguments(tmp_path),
+        )

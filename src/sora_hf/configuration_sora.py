@@ -169,8 +169,8 @@ class SoraConfig(PreTrainedConfig):
     `is_encoder_decoder=False` (default) builds an encoder-only model (like BERT); `is_encoder_decoder=True`
     adds a decoder with cross-attention (like BART) for `SoraForConditionalGeneration`. Decoder sizes default
     to the encoder's. `vision_config` / `audio_config` (absent by default) add an image / audio tower whose
-    tokens are fused with the text tokens in the encoder; every head then accepts `pixel_values` /
-    `input_features`.
+    tokens are fused with the text tokens in the encoder, from layer `fusion_layer` on (0: every layer sees them;
+    k: the first k layers read the text alone); every head then accepts `pixel_values` / `input_features`.
 
     Example:
 
@@ -218,6 +218,7 @@ class SoraConfig(PreTrainedConfig):
     tie_word_embeddings: bool = True
     vision_config: dict | SoraVisionConfig | None = None
     audio_config: dict | SoraAudioConfig | None = None
+    fusion_layer: int = 0
 
     def __post_init__(self, **kwargs):
         if self.decoder_layers is None:
@@ -269,6 +270,12 @@ class SoraConfig(PreTrainedConfig):
             )
         if self.layer_norm_eps <= 0:
             raise ValueError(f"SoraConfig.layer_norm_eps must be positive, got {self.layer_norm_eps!r}.")
+        if not isinstance(self.fusion_layer, int) or not 0 <= self.fusion_layer < self.num_hidden_layers:
+            raise ValueError(
+                f"SoraConfig.fusion_layer must be an integer in [0, num_hidden_layers - 1] = [0, "
+                f"{self.num_hidden_layers - 1}] (the first encoder layer that sees image/audio tokens), got "
+                f"{self.fusion_layer!r}."
+            )
 
     def validate_token_ids(self):
         """Raise `ValueError` when a special-token id lies outside `[0, vocab_size)`."""

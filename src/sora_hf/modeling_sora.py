@@ -584,16 +584,23 @@ class SoraEncoder(SoraPreTrainedModel):
         if (input_ids is None) ^ (inputs_embeds is not None):
             raise ValueError("You must specify exactly one of input_ids or inputs_embeds.")
         hidden_states = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
-        if has_media:
-            hidden_states, attention_mask = self.fuse(
-                hidden_states, attention_mask, pixel_values, input_features, feature_attention_mask
-            )
-        fused_mask = attention_mask if has_media else None
-        attention_mask = create_bidirectional_mask(
+        # Media tokens join before layer `fusion_layer`; the layers below it read the text alone.
+        fusion_layer = self.config.fusion_layer if has_media else len(self.layers)
+        text_mask = create_bidirectional_mask(
             config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask
         )
-        for layer in self.layers:
-            hidden_states = layer(hidden_states, attention_mask, **kwargs)
+        for layer in self.layers[:fusion_layer]:
+            hidden_states = layer(hidden_states, text_mask, **kwargs)
+        fused_mask = None
+        if has_media:
+            hidden_states, fused_mask = self.fuse(
+                hidden_states, attention_mask, pixel_values, input_features, feature_attention_mask
+            )
+            layer_mask = create_bidirectional_mask(
+                config=self.config, inputs_embeds=hidden_states, attention_mask=fused_mask
+            )
+            for layer in self.layers[fusion_layer:]:
+                hidden_states = layer(hidden_states, layer_mask, **kwargs)
         return SoraEncoderOutput(
             last_hidden_state=self.final_layer_norm(hidden_states), attention_mask=fused_mask
         )

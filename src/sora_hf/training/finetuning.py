@@ -1,5 +1,6 @@
 """Pieces every fine-tuning entry point shares: the user's data files, the task model, the training slice."""
 
+import re
 from dataclasses import dataclass, field
 
 from transformers import AutoConfig
@@ -25,7 +26,12 @@ class FinetuneArguments:
         metadata={"help": "Train a LoRA adapter of this rank (plus the head) instead of every weight."},
     )
     lora_target_modules: list[str] | None = field(
-        default=None, metadata={"help": "Modules LoRA adapts (default: peft's defaults for the model type)."}
+        default=None,
+        metadata={
+            "help": "Modules LoRA adapts: names (each matches a module name's end), or one regular expression "
+            "matched against whole module names, e.g. '.*(word_embeddings|layers\\.[1-3]\\.self_attn\\.qkv_proj)' "
+            "(peft's list / string semantics). Default: peft's defaults for the model type."
+        },
     )
     train_top_layers: int | None = field(
         default=None, metadata={"help": "Train only the top k encoder layers and the head."}
@@ -56,6 +62,13 @@ def load_task_model(auto_class, checkpoint: str, labels: list[str], from_scratch
     return auto_class.from_pretrained(checkpoint, **label_maps)
 
 
+def lora_target_modules(names: list[str] | None) -> list[str] | str | None:
+    """peft's `target_modules`: a lone entry with regex syntax becomes a regex string, anything else a name list."""
+    if names and len(names) == 1 and re.search(r"[\\*()\[\]|+?^$]", names[0]):
+        return names[0]
+    return names
+
+
 def make_parameter_efficient(model, args: FinetuneArguments, task_type: str):
     """The model as `args` asks: LoRA (rank `lora_r`, peft's defaults for Sora), top-k layers, or unchanged."""
     from peft import LoraConfig, get_peft_model
@@ -68,7 +81,7 @@ def make_parameter_efficient(model, args: FinetuneArguments, task_type: str):
             task_type=task_type,
             r=args.lora_r,
             lora_alpha=2 * args.lora_r,
-            target_modules=args.lora_target_modules,
+            target_modules=lora_target_modules(args.lora_target_modules),
         )
     if args.train_top_layers:
         return train_only_top_layers(model, args.train_top_layers, peft_config=lora)
