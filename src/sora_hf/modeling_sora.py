@@ -586,11 +586,12 @@ class SoraEncoder(SoraPreTrainedModel):
         hidden_states = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
         # Media tokens join before layer `fusion_layer`; the layers below it read the text alone.
         fusion_layer = self.config.fusion_layer if has_media else len(self.layers)
-        text_mask = create_bidirectional_mask(
-            config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask
-        )
-        for layer in self.layers[:fusion_layer]:
-            hidden_states = layer(hidden_states, text_mask, **kwargs)
+        if fusion_layer:
+            text_mask = create_bidirectional_mask(
+                config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask
+            )
+            for layer in self.layers[:fusion_layer]:
+                hidden_states = layer(hidden_states, text_mask, **kwargs)
         fused_mask = None
         if has_media:
             hidden_states, fused_mask = self.fuse(
