@@ -139,6 +139,49 @@ def test_fusion_layer_lets_the_first_layers_read_the_text_alone():
         config(fusion_layer=2)
 
 
+def test_bilinear_fusion_pooling_adds_the_product_of_text_and_media_means():
+    torch.manual_seed(0)
+    bilinear = SoraForSequenceClassification(config()).eval()
+    first_token = SoraForSequenceClassification(config(fusion_pooling="first_token")).eval()
+    missing, _ = first_token.load_state_dict(bilinear.state_dict(), strict=False)
+    assert not missing  # the bilinear pooler only adds weights
+    pooler = bilinear.pooler
+    # unit-scale projections (std hidden**-0.5), not the 0.02 of every other linear map
+    assert 0.1 < pooler.text_projection.weight.std().item() < 0.25
+    batch = inputs()
+    with torch.no_grad():
+        encoded = bilinear.model.encoder(**batch)
+        hidden, mask = encoded.last_hidden_state, encoded.attention_mask.unsqueeze(-1).float()
+        text = hidden[:, :TEXT_LENGTH].mean(1)  # the text is unpadded
+        media = (hidden[:, TEXT_LENGTH:] * mask[:, TEXT_LENGTH:]).sum(1) / mask[:, TEXT_LENGTH:].sum(1)
+        product = torch.tanh(pooler.text_projection(text)) * torch.tanh(pooler.media_projection(media))
+        expected = torch.tanh(pooler.dense(hidden[:, 0])) + pooler.layer_norm(product)
+        assert torch.allclose(bilinear(**batch).logits, bilinear.classifier(expected), atol=1e-5)
+        assert not torch.allclose(bilinear(**batch).logits, first_token(**batch).logits, atol=1e-4)
+        text_only = inputs(image=False, audio=False)  # nothing to fuse: the <s> summary alone, as before
+        assert torch.allclose(bilinear(**text_only).logits, first_token(**text_only).logits, atol=1e-6)
+    assert not hasattr(SoraForSequenceClassification(SoraConfig(**TEXT)).pooler, "text_projection")
+
+
+def test_convolutional_patch_stem_gives_one_token_per_patch_and_reloads(tmp_path):
+    torch.manual_seed(0)
+    vision = dict(VISION, patch_embedding_type="convolutional")
+    model = SoraForSequenceClassification(config(vision_config=vision, audio_config=None))
+    # 16x16 images, 4x4 patches: two stride-2 convolutions, 16 tokens of the tower's width
+    tower = model.model.encoder.vision_tower
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in tower.patch_embeddings.modules()) == 2
+    assert tower(inputs()["pixel_values"]).last_hidden_state.shape == (BATCH, 16, TOWER["hidden_size"])
+    batch = inputs(audio=False)
+    loss = model(**batch, labels=torch.tensor([0, 2])).loss
+    loss.backward()
+    assert all(p.grad is not None for p in tower.patch_embeddings.parameters())
+    model.eval().save_pretrained(tmp_path)
+    reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert reloaded.config.vision_config.patch_embedding_type == "convolutional"
+    with torch.no_grad():  # BatchNorm running statistics travel with the weights
+        assert torch.equal(reloaded(**batch).logits, model(**batch).logits)
+
+
 def test_padding_is_masked_in_the_fused_sequence():
     torch.manual_seed(0)
     model = SoraForSequenceClassification(config()).eval()
@@ -256,6 +299,19 @@ def test_media_for_a_model_without_the_tower_raise():
         ({"vision_config": dict(VISION, image_size=18)}, "SoraVisionConfig.image_size"),
         ({"audio_config": dict(AUDIO, num_attention_heads=3)}, "SoraAudioConfig.hidden_size"),
         ({"audio_config": dict(AUDIO, hidden_dropout_prob=1.5)}, "SoraAudioConfig.hidden_dropout_prob"),
+        (
+            {"vision_config": dict(VISION, patch_embedding_type="conv")},
+            "SoraVisionConfig.patch_embedding_type",
+        ),
+        (
+            {
+                "vision_config": dict(
+                    VISION, image_size=18, patch_size=6, patch_embedding_type="convolutional"
+                )
+            },
+            "power of two",
+        ),
+        ({"fusion_pooling": "mean"}, "SoraConfig.fusion_pooling"),
     ],
 )
 def test_bad_tower_configs_name_the_field(sub_config, field):

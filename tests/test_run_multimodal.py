@@ -44,9 +44,10 @@ def training_arguments(output_dir) -> TrainingArguments:
 
 @pytest.mark.parametrize("modalities", ["text", "image", "fused"])
 def test_easy_vqa_runs_for_each_modality_and_the_folder_serves_it(modalities, tmp_path):
-    results = run_multimodal(
-        MultimodalArguments(task="easy_vqa", modalities=modalities, **TINY), training_arguments(tmp_path)
-    )
+    # the fused run also takes the convolutional patch stem, as the reported easy-vqa runs do
+    stem = "convolutional" if modalities == "fused" else "linear"
+    arguments = MultimodalArguments(task="easy_vqa", modalities=modalities, patch_embedding_type=stem, **TINY)
+    results = run_multimodal(arguments, training_arguments(tmp_path))
     assert results["steps"] == 2 and 0.0 <= results["test"]["test_accuracy"] <= 1.0
     assert results["split_sizes"] == {"train": 32, "validation": 16, "test": 16}
     for name in (
@@ -58,6 +59,8 @@ def test_easy_vqa_runs_for_each_modality_and_the_folder_serves_it(modalities, tm
         assert (tmp_path / name).is_file(), name
     processor = AutoProcessor.from_pretrained(tmp_path)
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert model.config.vision_config.patch_embedding_type == stem
+    assert model.config.fusion_pooling == "bilinear"
     batch = processor(
         text=["what color is the shape?"], images=[Image.new("RGB", (64, 64))], return_tensors="pt"
     )

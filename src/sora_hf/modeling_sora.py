@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
 from transformers.generation import GenerationMixin
@@ -363,6 +364,12 @@ class SoraPreTrainedModel(PreTrainedModel):
     # accumulation. Token-level heads override this and take `num_items_in_batch`.
     accepts_loss_kwargs = False
 
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, SoraFusionProjection):
+            init.normal_(module.weight, mean=0.0, std=module.in_features**-0.5)
+
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         """Load weights; the name `sora` means the packaged checkpoint (a local folder `sora` still wins)."""
@@ -382,6 +389,30 @@ class SoraEncoderOutput(BaseModelOutput):
     attention_mask: torch.LongTensor | None = None
 
 
+class SoraConvolutionalPatchEmbeddings(nn.Module):
+    """Early-convolution stem: stride-2 3x3 convolutions (BatchNorm + GELU) down to one vector per patch."""
+
+    def __init__(self, config: SoraVisionConfig):
+        super().__init__()
+        halvings = config.patch_size.bit_length() - 1
+        # Widths double towards hidden_size: hidden/2**(k-1), ..., hidden/2, then the last convolution.
+        widths = [config.num_channels] + [
+            max(config.hidden_size // 2 ** (halvings - i), 8) for i in range(1, halvings)
+        ]
+        layers: list[nn.Module] = []
+        for in_channels, out_channels in zip(widths[:-1], widths[1:]):
+            layers += [
+                nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=2, padding=1),
+                nn.BatchNorm2d(out_channels),
+                ACT2FN[config.hidden_act],
+            ]
+        layers.append(nn.Conv2d(widths[-1], config.hidden_size, kernel_size=3, stride=2, padding=1))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.layers(pixel_values)
+
+
 class SoraVisionModel(SoraPreTrainedModel):
     """ViT-style image tower: non-overlapping patches, learned patch positions, pre-LayerNorm layers."""
 
@@ -391,9 +422,15 @@ class SoraVisionModel(SoraPreTrainedModel):
 
     def __init__(self, config: SoraVisionConfig):
         super().__init__(config)
-        self.patch_embeddings = nn.Conv2d(
-            config.num_channels, config.hidden_size, kernel_size=config.patch_size, stride=config.patch_size
-        )
+        if config.patch_embedding_type == "convolutional":
+            self.patch_embeddings = SoraConvolutionalPatchEmbeddings(config)
+        else:
+            self.patch_embeddings = nn.Conv2d(
+                config.num_channels,
+                config.hidden_size,
+                kernel_size=config.patch_size,
+                stride=config.patch_size,
+            )
         self.position_embeddings = nn.Embedding(config.num_patches, config.hidden_size)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.layers = nn.ModuleList([SoraEncoderLayer(config, i) for i in range(config.num_hidden_layers)])
@@ -401,7 +438,7 @@ class SoraVisionModel(SoraPreTrainedModel):
         self.gradient_checkpointing = False
         self.post_init()
 
-    def get_input_embeddings(self) -> nn.Conv2d:
+    def get_input_embeddings(self) -> nn.Module:
         return self.patch_embeddings
 
     @merge_with_config_defaults
@@ -414,7 +451,7 @@ class SoraVisionModel(SoraPreTrainedModel):
             Images prepared by `SoraImageProcessor`.
         """
         check_pixel_values(pixel_values, self.config)
-        pixel_values = pixel_values.to(self.patch_embeddings.weight.dtype)
+        pixel_values = pixel_values.to(self.position_embeddings.weight.dtype)
         patches = self.patch_embeddings(pixel_values).flatten(2).transpose(1, 2)  # (batch, patches, hidden)
         hidden_states = self.dropout(patches + self.position_embeddings.weight)
         for layer in self.layers:
@@ -858,6 +895,47 @@ class SoraPooler(nn.Module):
         return torch.tanh(self.dense(hidden_states[:, 0]))
 
 
+def masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the positions where `mask` is 1."""
+    mask = mask.unsqueeze(-1).to(hidden_states.dtype)
+    return (hidden_states * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
+class SoraFusionProjection(nn.Linear):
+    """A linear map initialised at unit scale (std `in_features ** -0.5`) instead of `initializer_range`: at 0.02
+    the product of two such projections starts at a near-zero saddle it leaves only after thousands of steps."""
+
+
+class SoraFusionPooler(SoraPooler):
+    """`SoraPooler` plus, when image/audio tokens are present, the LayerNorm-ed Hadamard product of projected
+    text and media means: low-rank bilinear pooling (Kim et al., 2017), so "is there a red shape?" is a product
+    of question and image features rather than a function the attention layers must discover from scratch."""
+
+    def __init__(self, config: SoraConfig):
+        super().__init__(config)
+        self.text_projection = SoraFusionProjection(config.hidden_size, config.hidden_size)
+        self.media_projection = SoraFusionProjection(config.hidden_size, config.hidden_size)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        text_length: int | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        pooled = super().forward(hidden_states)
+        if text_length is None or text_length >= hidden_states.shape[1]:
+            return pooled  # text alone: nothing to fuse
+        if attention_mask is None:
+            attention_mask = torch.ones(
+                hidden_states.shape[:2], dtype=torch.long, device=hidden_states.device
+            )
+        text = masked_mean(hidden_states[:, :text_length], attention_mask[:, :text_length])
+        media = masked_mean(hidden_states[:, text_length:], attention_mask[:, text_length:])
+        fused = torch.tanh(self.text_projection(text)) * torch.tanh(self.media_projection(media))
+        return pooled + self.layer_norm(fused)
+
+
 def token_cross_entropy(
     logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch: torch.Tensor | int | None = None
 ) -> torch.Tensor:
@@ -1092,7 +1170,12 @@ class SoraForSequenceClassification(SoraPreTrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.model = SoraModel(config, with_decoder=False)
-        self.pooler = SoraPooler(config)
+        has_media_tower = config.vision_config is not None or config.audio_config is not None
+        self.pooler = (
+            SoraFusionPooler(config)
+            if has_media_tower and config.fusion_pooling == "bilinear"
+            else SoraPooler(config)
+        )
         dropout = (
             config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         )
@@ -1129,7 +1212,14 @@ class SoraForSequenceClassification(SoraPreTrainedModel):
             feature_attention_mask=feature_attention_mask,
             **kwargs,
         )
-        logits = self.classifier(self.dropout(self.pooler(outputs.last_hidden_state)))
+        if isinstance(self.pooler, SoraFusionPooler):
+            text = input_ids if input_ids is not None else inputs_embeds
+            pooled = self.pooler(
+                outputs.last_hidden_state, text.shape[1] if text is not None else 1, outputs.attention_mask
+            )
+        else:
+            pooled = self.pooler(outputs.last_hidden_state)
+        logits = self.classifier(self.dropout(pooled))
         loss = None
         if labels is not None:
             loss = self.loss_function(labels=labels, pooled_logits=logits, config=self.config)

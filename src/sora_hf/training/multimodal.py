@@ -84,12 +84,25 @@ class MultimodalArguments:
     tower_layers: int = 2
     image_size: int = 64
     patch_size: int = 8
+    patch_embedding_type: str = field(
+        default="linear",
+        metadata={
+            "help": "Vision tower patch embeddings: linear (ViT) or convolutional (stride-2 conv stem)."
+        },
+    )
     num_mel_bins: int = 64
     max_question_length: int = 32
     fusion_layer: int = field(
         default=0,
         metadata={
             "help": "First encoder layer that sees the image/audio tokens (SoraConfig.fusion_layer); 0 = all."
+        },
+    )
+    fusion_pooling: str = field(
+        default="bilinear",
+        metadata={
+            "help": "Classifier summary of a fused input (SoraConfig.fusion_pooling): bilinear (<s> + product of "
+            "text and media means) or first_token (<s> alone)."
         },
     )
     max_train_samples: int | None = None
@@ -137,7 +150,14 @@ def build_model(args: MultimodalArguments, media: str, labels: list[str], vocab_
         intermediate_size=4 * args.tower_hidden_size,
     )
     media_config = (
-        {"vision_config": {**tower, "image_size": args.image_size, "patch_size": args.patch_size}}
+        {
+            "vision_config": {
+                **tower,
+                "image_size": args.image_size,
+                "patch_size": args.patch_size,
+                "patch_embedding_type": args.patch_embedding_type,
+            }
+        }
         if media == "image"
         else {"audio_config": {**tower, "num_mel_bins": args.num_mel_bins}}
     )
@@ -149,7 +169,11 @@ def build_model(args: MultimodalArguments, media: str, labels: list[str], vocab_
     if args.model_name_or_path:
         checkpoint = resolve_pretrained_name(args.model_name_or_path)
         return SoraForSequenceClassification.from_pretrained(
-            checkpoint, **media_config, **label_maps, fusion_layer=args.fusion_layer
+            checkpoint,
+            **media_config,
+            **label_maps,
+            fusion_layer=args.fusion_layer,
+            fusion_pooling=args.fusion_pooling,
         )
     config = AutoConfig.for_model(
         "sora",
@@ -160,6 +184,7 @@ def build_model(args: MultimodalArguments, media: str, labels: list[str], vocab_
         intermediate_size=args.intermediate_size,
         max_position_embeddings=128,
         fusion_layer=args.fusion_layer,
+        fusion_pooling=args.fusion_pooling,
         **media_config,
         **label_maps,
     )
