@@ -10,6 +10,7 @@ from sora_hf.data.tasks import load_task_dataset
 from sora_hf.data.tasks.spoken_commands import read_audio
 from sora_hf.training.multimodal import (
     MultimodalArguments,
+    accuracy_by_question_kind,
     label_balanced_sampler,
     run_multimodal,
     write_comparison_card,
@@ -50,6 +51,16 @@ def test_easy_vqa_runs_for_each_modality_and_the_folder_serves_it(modalities, tm
     results = run_multimodal(arguments, training_arguments(tmp_path))
     assert results["steps"] == 2 and 0.0 <= results["test"]["test_accuracy"] <= 1.0
     assert results["split_sizes"] == {"train": 32, "validation": 16, "test": 16}
+    by_kind = results["test_accuracy_by_question_kind"]
+    assert by_kind and set(by_kind) <= {
+        "colour",
+        "shape",
+        "yes/no colour",
+        "yes/no colour negated",
+        "yes/no shape",
+        "yes/no shape negated",
+    }
+    assert all(0.0 <= accuracy <= 1.0 for accuracy in by_kind.values())
     for name in (
         "model.safetensors",
         "processor_config.json",
@@ -136,3 +147,33 @@ def test_label_sampling_power_reaches_the_trainer_and_the_card(tmp_path):
             MultimodalArguments(task="easy_vqa", label_sampling_power=-1.0, **TINY),
             training_arguments(tmp_path),
         )
+
+
+def test_accuracy_by_question_kind_splits_open_and_yes_no_questions():
+    questions = [
+        "what color is the shape?",
+        "what is the blue shape?",
+        "is there a red shape?",
+        "is there not a red shape?",
+        "does the image contain a circle?",
+        "is no triangle present?",
+    ]
+    answers = ["blue", "circle", "no", "yes", "yes", "no"]
+    predictions = ["blue", "triangle", "no", "no", "yes", "no"]
+    assert accuracy_by_question_kind("easy_vqa", questions, answers, predictions) == {
+        "colour": 1.0,
+        "shape": 0.0,
+        "yes/no colour": 1.0,
+        "yes/no colour negated": 0.0,
+        "yes/no shape": 1.0,
+        "yes/no shape negated": 1.0,
+    }
+    spoken = [
+        "which device is it for?",
+        "what should the device do?",
+        "is it about the fan?",
+        "is it about the door?",
+    ]
+    assert accuracy_by_question_kind(
+        "spoken_commands", spoken, ["fan", "on", "yes", "no"], ["fan", "off", "yes", "yes"]
+    ) == {"action": 0.0, "device": 1.0, "yes/no": 0.5}

@@ -234,6 +234,35 @@ class MultimodalCollator:
         return batch
 
 
+EASY_VQA_COLOURS = ("red", "green", "blue", "black", "gray", "teal", "brown", "yellow")
+
+
+def question_kind(task: str, question: str, answer: str) -> str:
+    """easy-vqa: colour, shape, yes/no colour|shape (+ negated); spoken commands: device, action, yes/no."""
+    if task == "spoken_commands":
+        return (
+            "device"
+            if question.startswith("which")
+            else "action"
+            if question.startswith("what")
+            else "yes/no"
+        )
+    if answer not in ("yes", "no"):
+        return "colour" if answer in EASY_VQA_COLOURS else "shape"
+    words = question.rstrip("?").split()
+    about = "yes/no colour" if any(colour in words for colour in EASY_VQA_COLOURS) else "yes/no shape"
+    return about + (" negated" if "not" in words or "no" in words else "")
+
+
+def accuracy_by_question_kind(
+    task: str, questions: list[str], answers: list[str], predictions: list[str]
+) -> dict[str, float]:
+    """Accuracy per `question_kind`: where a fused model still falls back on the question's prior."""
+    kinds = np.array([question_kind(task, q, a) for q, a in zip(questions, answers)])
+    correct = np.array(answers) == np.array(predictions)
+    return {kind: float(correct[kinds == kind].mean()) for kind in sorted(set(kinds))}
+
+
 def label_balanced_sampler(labels: list[int], power: float, seed: int) -> WeightedRandomSampler:
     """Samples `len(labels)` indices with replacement, each with weight (1 / count of its label) ** power."""
     labels = np.asarray(labels)
@@ -339,6 +368,14 @@ def run_multimodal(args: MultimodalArguments, training_args: TrainingArguments) 
         "steps": trainer.state.global_step,
         "parameters": sum(p.numel() for p in model.parameters()),
         "split_sizes": {"train": len(train), "validation": len(validation), "test": len(test)},
+        "test_accuracy_by_question_kind": accuracy_by_question_kind(
+            args.task,
+            list(test["question"]),
+            [labels[i] for i in test_output.label_ids],
+            [labels[i] for i in predictions],
+        )
+        if label_column == "answer"
+        else None,
         "majority_class_test_accuracy": float(
             np.mean(test_output.label_ids == np.bincount(train[label_column]).argmax())
         ),
