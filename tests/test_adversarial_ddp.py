@@ -22,7 +22,9 @@ def run(command: list[str], tmp_path: Path) -> None:
 
 def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
     accelerate = Path(sys.executable).with_name("accelerate")
-    launch = [str(accelerate), "launch", "--num_processes", "2", "--cpu", "--num_machines", "1"]
+    # `--cpu --num_processes 2` starts ONE process in accelerate 1.15 (its simple launcher); `--multi_gpu` goes
+    # through torchrun, and on a machine without GPUs accelerate then picks MULTI_CPU with gloo
+    launch = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
     launch += ["--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517"]
     run([*launch, str(SCRIPT), "--output", str(tmp_path / "ddp.safetensors")], tmp_path)
     run([sys.executable, str(SCRIPT), "--output", str(tmp_path / "single.safetensors")], tmp_path)

@@ -1,6 +1,10 @@
 """The multimodal entry point: a few real Trainer steps per modality, outputs that reload, the comparison card."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -177,3 +181,35 @@ def test_accuracy_by_question_kind_splits_open_and_yes_no_questions():
     assert accuracy_by_question_kind(
         "spoken_commands", spoken, ["fan", "on", "yes", "no"], ["fan", "off", "yes", "yes"]
     ) == {"action": 0.0, "device": 1.0, "yes/no": 0.5}
+
+
+def test_label_balanced_sampling_is_sharded_across_two_processes(tmp_path):
+    """Under `accelerate launch` the two processes split the balanced draw: together they see the batches one
+    process sees alone, with no batch twice and the minority label about half the time."""
+    script = Path(__file__).parent / "scripts" / "balanced_sampling_ddp.py"
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    accelerate = Path(sys.executable).with_name("accelerate")
+    # `--multi_gpu` is what starts two processes (torchrun, gloo on CPU); `--cpu` alone starts one
+    launch = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
+    launch += ["--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29519"]
+    for command, output in (
+        ([*launch, str(script)], tmp_path / "ddp"),
+        ([sys.executable, str(script)], tmp_path / "single"),
+    ):
+        result = subprocess.run(
+            [*command, "--output", str(output)],
+            cwd=tmp_path,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # the data loaders fetch one batch past the last step: keep the 12 steps' worth
+    single = json.loads((tmp_path / "single.0.json").read_text())[: 8 * 12]
+    first, second = (json.loads((tmp_path / f"ddp.{rank}.json").read_text())[: 4 * 12] for rank in (0, 1))
+    halves = [single[i : i + 4] for i in range(0, len(single), 4)]  # the global batches, split in two
+    assert [first[i : i + 4] for i in range(0, len(first), 4)] == halves[0::2]
+    assert [second[i : i + 4] for i in range(0, len(second), 4)] == halves[1::2]
+    minority = sum(example_id >= 90 for example_id in first + second) / len(single)
+    assert 0.3 < minority < 0.7  # 10% of the rows, about half of the draws

@@ -1,7 +1,8 @@
 """Train a tiny Sora classifier with each adversarial method through SoraTrainer and save the final parameters.
 
-Run by tests/test_adversarial_ddp.py twice: under `accelerate launch --num_processes 2 --cpu` (DDP over gloo, each
-process a half batch) and as one plain process with the whole batch; the saved parameters must agree.
+Run by tests/test_adversarial_ddp.py twice: under `accelerate launch --multi_gpu --num_processes 2` (two CPU
+processes, DDP over gloo, each a half batch) and as one plain process with the whole batch; the saved parameters
+must agree.
 
     python tests/scripts/adversarial_ddp.py --output out.safetensors --global-batch 8
 """

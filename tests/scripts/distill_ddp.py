@@ -1,7 +1,8 @@
 """A few distillation steps of a tiny Sora student from a tiny BERT teacher with its own tokenizer.
 
-Run alone, or through `accelerate launch --num_processes 2 --cpu` (gloo): the global batch is the same 4 texts
-either way, so both must end with the same student and the same hidden-state projection. Writes them to --output.
+Run alone, or through `accelerate launch --multi_gpu --num_processes 2` (two CPU processes, gloo): the global batch
+is the same 4 texts either way, so both must end with the same student and the same hidden-state projection.
+Writes them to --output.
 """
 
 import argparse
