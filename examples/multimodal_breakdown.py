@@ -53,11 +53,9 @@ def main() -> None:
             batch.pop("labels")
             predictions += model(**batch).logits.argmax(-1).tolist()
     names = rows.features["answer"].names
-    answers = [names[a] for a in rows["answer"]]
-    report = {"all": float(np.mean(np.array(answers) == np.array([names[p] for p in predictions])))}
-    report |= accuracy_by_question_kind(
-        args.task, list(rows["question"]), answers, [names[p] for p in predictions]
-    )
+    answers, predicted = [names[a] for a in rows["answer"]], [names[p] for p in predictions]
+    report = {"all": float(np.mean(np.array(answers) == np.array(predicted)))}
+    report |= accuracy_by_question_kind(args.task, list(rows["question"]), answers, predicted)
     print(json.dumps({k: round(v, 4) for k, v in report.items()}, indent=2))
 
 

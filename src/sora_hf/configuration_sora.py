@@ -302,7 +302,6 @@ class SoraConfig(PreTrainedConfig):
                 f"{self.num_hidden_layers - 1}] (the first encoder layer that sees image/audio tokens), got "
                 f"{self.fusion_layer!r}."
             )
-
         if self.fusion_pooling not in FUSION_POOLINGS:
             raise ValueError(
                 f"SoraConfig.fusion_pooling={self.fusion_pooling!r} is unknown; choose one of {list(FUSION_POOLINGS)}."

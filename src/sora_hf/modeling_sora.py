@@ -918,18 +918,12 @@ class SoraFusionPooler(SoraPooler):
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
     def forward(
-        self,
-        hidden_states: torch.Tensor,
-        text_length: int | None = None,
-        attention_mask: torch.Tensor | None = None,
+        self, hidden_states: torch.Tensor, text_length: int, attention_mask: torch.Tensor | None
     ) -> torch.Tensor:
+        """`attention_mask` is the encoder's fused padding mask (`None` exactly when there are no media tokens)."""
         pooled = super().forward(hidden_states)
-        if text_length is None or text_length >= hidden_states.shape[1]:
-            return pooled  # text alone: nothing to fuse
         if attention_mask is None:
-            attention_mask = torch.ones(
-                hidden_states.shape[:2], dtype=torch.long, device=hidden_states.device
-            )
+            return pooled  # text alone: nothing to fuse
         text = masked_mean(hidden_states[:, :text_length], attention_mask[:, :text_length])
         media = masked_mean(hidden_states[:, text_length:], attention_mask[:, text_length:])
         fused = torch.tanh(self.text_projection(text)) * torch.tanh(self.media_projection(media))
@@ -1213,10 +1207,8 @@ class SoraForSequenceClassification(SoraPreTrainedModel):
             **kwargs,
         )
         if isinstance(self.pooler, SoraFusionPooler):
-            text = input_ids if input_ids is not None else inputs_embeds
-            pooled = self.pooler(
-                outputs.last_hidden_state, text.shape[1] if text is not None else 1, outputs.attention_mask
-            )
+            text_length = text_positions(outputs.last_hidden_state, input_ids, inputs_embeds).shape[1]
+            pooled = self.pooler(outputs.last_hidden_state, text_length, outputs.attention_mask)
         else:
             pooled = self.pooler(outputs.last_hidden_state)
         logits = self.classifier(self.dropout(pooled))
