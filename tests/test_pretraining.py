@@ -24,9 +24,9 @@ def tokenizer_and_chunks():
     return tokenizer, chunks
 
 
-def tiny_model(tokenizer) -> SoraForPreTraining:
-    torch.manual_seed(0)
-    config = SoraConfig(
+def tiny_config(tokenizer, **overrides) -> SoraConfig:
+    """A tiny encoder-decoder Sora sized for `tokenizer` (also used by test_sentence_distillation)."""
+    settings = dict(
         vocab_size=len(tokenizer),
         hidden_size=32,
         num_hidden_layers=2,
@@ -36,7 +36,12 @@ def tiny_model(tokenizer) -> SoraForPreTraining:
         is_encoder_decoder=True,
         max_position_embeddings=64,
     )
-    return SoraForPreTraining(config)
+    return SoraConfig(**{**settings, **overrides})
+
+
+def tiny_model(tokenizer) -> SoraForPreTraining:
+    torch.manual_seed(0)
+    return SoraForPreTraining(tiny_config(tokenizer))
 
 
 def trainer_for(model, tokenizer, chunks, output_dir, max_steps, save_steps=None):

@@ -84,6 +84,8 @@ def test_run_translation_writes_a_servable_model_card_and_logs(tiny_checkpoint, 
         max_test_samples=8,
         max_source_length=48,
         max_target_length=48,
+        no_repeat_ngram_size=3,
+        length_penalty=2.0,
     )
     training_args = _training_args(
         tmp_path, eval_strategy="steps", eval_steps=3, report_to=["tensorboard"], generation_num_beams=2
@@ -103,6 +105,7 @@ def test_run_translation_writes_a_servable_model_card_and_logs(tiny_checkpoint, 
     assert list(tmp_path.glob("runs/*/events.out.tfevents.*"))
     generation = json.loads((tmp_path / "generation_config.json").read_text())
     assert generation["num_beams"] == 2 and generation["max_length"] == 8
+    assert generation["no_repeat_ngram_size"] == 3 and generation["length_penalty"] == 2.0
     assert "pipeline_tag: translation" in (tmp_path / "README.md").read_text()
 
     translated = pipeline("translation", model=str(tmp_path))(["In the beginning", "God said"])

@@ -196,6 +196,8 @@ class SoraConfig(PreTrainedConfig):
     k: the first k layers read the text alone); every head then accepts `pixel_values` / `input_features`.
     `fusion_pooling` picks the sequence classifier's summary of a fused input: `"bilinear"` adds the Hadamard
     product of the projected text and media means to the `<s>` summary; `"first_token"` uses `<s>` alone.
+    `sentence_embedding_size` (absent by default) gives `SoraForPreTraining` a head that maps the pooled `<s>`
+    vector onto a teacher's sentence embeddings of that size (sentence-embedding distillation in pretraining).
 
     Example:
 
@@ -245,6 +247,7 @@ class SoraConfig(PreTrainedConfig):
     audio_config: dict | SoraAudioConfig | None = None
     fusion_layer: int = 0
     fusion_pooling: str = "bilinear"
+    sentence_embedding_size: int | None = None
 
     def __post_init__(self, **kwargs):
         if self.decoder_layers is None:
@@ -301,6 +304,12 @@ class SoraConfig(PreTrainedConfig):
                 f"SoraConfig.fusion_layer must be an integer in [0, num_hidden_layers - 1] = [0, "
                 f"{self.num_hidden_layers - 1}] (the first encoder layer that sees image/audio tokens), got "
                 f"{self.fusion_layer!r}."
+            )
+        size = self.sentence_embedding_size
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size <= 0):
+            raise ValueError(
+                f"SoraConfig.sentence_embedding_size must be None or a positive integer (the teacher's embedding "
+                f"size), got {size!r}."
             )
         if self.fusion_pooling not in FUSION_POOLINGS:
             raise ValueError(

@@ -966,7 +966,9 @@ class SoraForPreTrainingOutput(ModelOutput):
     prediction_logits: vocabulary logits; only at labelled positions, flattened, when `sparse_prediction`.
     seq_relationship_logits: next-sentence logits (0 = B follows A, 1 = B is random).
     denoising_logits: decoder vocabulary logits for the reconstructed text (encoder-decoder configs only).
-    mlm_loss, nsp_loss, denoising_loss: the separate terms, for logging.
+    sentence_embeddings: the pooled `<s>` vector mapped into the teacher's embedding space (configs with
+        `sentence_embedding_size` only).
+    mlm_loss, nsp_loss, denoising_loss, sentence_distillation_loss: the separate terms, for logging.
     """
 
     loss: torch.FloatTensor | None = None
@@ -976,13 +978,16 @@ class SoraForPreTrainingOutput(ModelOutput):
     mlm_loss: torch.FloatTensor | None = None
     nsp_loss: torch.FloatTensor | None = None
     denoising_loss: torch.FloatTensor | None = None
+    sentence_embeddings: torch.FloatTensor | None = None
+    sentence_distillation_loss: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 class SoraForPreTraining(SoraPreTrainedModel):
-    """Sora with the pretraining heads: masked LM and next-sentence prediction on the encoder, and, when
-    `config.is_encoder_decoder`, BART-style denoising (reconstruct the original text) on the decoder."""
+    """Sora with the pretraining heads: masked LM and next-sentence prediction on the encoder, when
+    `config.is_encoder_decoder` BART-style denoising (reconstruct the original text) on the decoder, and when
+    `config.sentence_embedding_size` is set a sentence-embedding head distilled from a teacher's embeddings."""
 
     _keys_to_ignore_on_load_unexpected = [r"^model\.decoder\.", r"^lm_head\.weight$"]
 
@@ -997,6 +1002,11 @@ class SoraForPreTraining(SoraPreTrainedModel):
         if self.model.decoder is not None:
             self.denoising_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
             self._tied_weights_keys["denoising_head.weight"] = WORD_EMBEDDINGS
+        self.sentence_embedding_head = (
+            nn.Linear(config.hidden_size, config.sentence_embedding_size)
+            if config.sentence_embedding_size
+            else None
+        )
         self.post_init()
 
     def get_output_embeddings(self) -> nn.Linear:
@@ -1021,6 +1031,7 @@ class SoraForPreTraining(SoraPreTrainedModel):
         denoising_input_ids: torch.LongTensor | None = None,
         denoising_attention_mask: torch.Tensor | None = None,
         decoder_labels: torch.LongTensor | None = None,
+        teacher_embeddings: torch.FloatTensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> SoraForPreTrainingOutput:
         r"""
@@ -1034,7 +1045,14 @@ class SoraForPreTraining(SoraPreTrainedModel):
             Padding mask of `denoising_input_ids`.
         decoder_labels (`torch.LongTensor` of shape `(batch_size, target_length)`, *optional*):
             The original text the decoder reconstructs; -100 marks padding.
+        teacher_embeddings (`torch.FloatTensor` of shape `(batch_size, sentence_embedding_size)`, *optional*):
+            A teacher's embeddings of the (unmasked) texts; the loss adds the mean squared distance to them.
         """
+        if teacher_embeddings is not None and self.sentence_embedding_head is None:
+            raise ValueError(
+                "teacher_embeddings were given but this model has no sentence-embedding head: load or build it "
+                "with sentence_embedding_size=<the teacher's embedding size> in its config."
+            )
         outputs = self.model.encoder(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -1053,7 +1071,20 @@ class SoraForPreTraining(SoraPreTrainedModel):
             labels,
             self.sparse_prediction,
         )
-        seq_relationship_logits = self.nsp_head(self.pooler(sequence_output))
+        pooled_output = self.pooler(sequence_output)
+        seq_relationship_logits = self.nsp_head(pooled_output)
+        sentence_embeddings = sentence_distillation_loss = None
+        if self.sentence_embedding_head is not None:
+            sentence_embeddings = self.sentence_embedding_head(pooled_output)
+        if teacher_embeddings is not None:
+            if teacher_embeddings.shape != sentence_embeddings.shape:
+                raise ValueError(
+                    f"teacher_embeddings have shape {tuple(teacher_embeddings.shape)} but the sentence-embedding "
+                    f"head predicts {tuple(sentence_embeddings.shape)}: give one embedding of size "
+                    f"config.sentence_embedding_size={self.config.sentence_embedding_size} per row."
+                )
+            squared_distance = (sentence_embeddings.float() - teacher_embeddings.float()).pow(2).sum(-1)
+            sentence_distillation_loss = squared_distance.mean()
         nsp_loss = None
         if next_sentence_label is not None:
             nsp_loss = nn.functional.cross_entropy(
@@ -1078,7 +1109,11 @@ class SoraForPreTraining(SoraPreTrainedModel):
             denoising_logits = self.denoising_head(seq2seq.last_hidden_state)
             denoising_loss = token_cross_entropy(denoising_logits, decoder_labels)
 
-        terms = [term for term in (mlm_loss, nsp_loss, denoising_loss) if term is not None]
+        terms = [
+            term
+            for term in (mlm_loss, nsp_loss, denoising_loss, sentence_distillation_loss)
+            if term is not None
+        ]
         return SoraForPreTrainingOutput(
             loss=sum(terms) if terms else None,
             prediction_logits=prediction_logits,
@@ -1087,6 +1122,8 @@ class SoraForPreTraining(SoraPreTrainedModel):
             mlm_loss=mlm_loss,
             nsp_loss=nsp_loss,
             denoising_loss=denoising_loss,
+            sentence_embeddings=sentence_embeddings,
+            sentence_distillation_loss=sentence_distillation_loss,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
@@ -1098,7 +1135,12 @@ class SoraForMaskedLM(SoraPreTrainedModel):
     accepts_loss_kwargs = True  # token-level loss: normalised by Trainer's `num_items_in_batch`
 
     _tied_weights_keys = {"lm_head.decoder.weight": WORD_EMBEDDINGS}
-    _keys_to_ignore_on_load_unexpected = [r"^model\.decoder\.", r"^pooler\.", r"^nsp_head\."]
+    _keys_to_ignore_on_load_unexpected = [
+        r"^model\.decoder\.",
+        r"^pooler\.",
+        r"^nsp_head\.",
+        r"^sentence_embedding_head\.",
+    ]
 
     def __init__(self, config: SoraConfig, sparse_prediction: bool = False):
         super().__init__(config)
@@ -1158,7 +1200,12 @@ class SoraForMaskedLM(SoraPreTrainedModel):
 class SoraForSequenceClassification(SoraPreTrainedModel):
     """Sora encoder with a pooled classification/regression head (`problem_type` picks the loss)."""
 
-    _keys_to_ignore_on_load_unexpected = [r"^model\.decoder\.", r"^lm_head\.", r"^nsp_head\."]
+    _keys_to_ignore_on_load_unexpected = [
+        r"^model\.decoder\.",
+        r"^lm_head\.",
+        r"^nsp_head\.",
+        r"^sentence_embedding_head\.",
+    ]
 
     def __init__(self, config: SoraConfig):
         super().__init__(config)
@@ -1220,12 +1267,22 @@ class SoraForSequenceClassification(SoraPreTrainedModel):
         )
 
 
+# Weights of a pretraining checkpoint that a per-token or span head does not use.
+PRETRAINING_ONLY_KEYS = [
+    r"^model\.decoder\.",
+    r"^lm_head\.",
+    r"^nsp_head\.",
+    r"^sentence_embedding_head\.",
+    r"^pooler\.",
+]
+
+
 class SoraForTokenClassification(SoraPreTrainedModel):
     """Sora encoder with a per-token classification head (NER)."""
 
     accepts_loss_kwargs = True  # token-level loss: normalised by Trainer's `num_items_in_batch`
 
-    _keys_to_ignore_on_load_unexpected = [r"^model\.decoder\.", r"^lm_head\.", r"^nsp_head\.", r"^pooler\."]
+    _keys_to_ignore_on_load_unexpected = PRETRAINING_ONLY_KEYS
 
     def __init__(self, config: SoraConfig):
         super().__init__(config)
@@ -1282,7 +1339,7 @@ class SoraForTokenClassification(SoraPreTrainedModel):
 class SoraForQuestionAnswering(SoraPreTrainedModel):
     """Sora encoder with a span head (start and end logits) for extractive question answering."""
 
-    _keys_to_ignore_on_load_unexpected = [r"^model\.decoder\.", r"^lm_head\.", r"^nsp_head\.", r"^pooler\."]
+    _keys_to_ignore_on_load_unexpected = PRETRAINING_ONLY_KEYS
 
     def __init__(self, config: SoraConfig):
         super().__init__(config)
@@ -1347,6 +1404,7 @@ class SoraForConditionalGeneration(SoraPreTrainedModel, GenerationMixin):
     _keys_to_ignore_on_load_unexpected = [
         r"^lm_head\.(dense|layer_norm|decoder)",
         r"^nsp_head\.",
+        r"^sentence_embedding_head\.",
         r"^pooler\.",
     ]
 

@@ -29,7 +29,7 @@ from .sources.python_docs import check_python_docs, read_python_docs
 from .sources.tweets import check_tweets, read_tweets
 from .sources.wordnet import check_wordnet, read_wordnet
 
-CORPUS_VERSION = "1.1.0"  # 1.1.0 adds the training-split tweets
+CORPUS_VERSION = "1.2.0"  # 1.1.0 adds the training-split tweets; 1.2.0 keeps one tweet per document
 DEFAULT_CACHE_DIR = Path("~/.cache/sora_hf/corpus")
 SUMMARY_FILE = "corpus_summary.json"
 # Documents with fewer whitespace tokens, or mostly non-letters (tables, code), are dropped.

@@ -391,10 +391,8 @@ class DataCollatorForSoraPretraining(_SoraCollatorBase):
         masked = torch.where(replace_with_random, random_ids, masked)
         return masked, labels
 
-    def __call__(self, examples: Sequence[Mapping]) -> dict[str, torch.Tensor]:
-        chunks = _read_chunks(examples)
-        generator = self.generator(chunks)
-        rows, first_lengths, nsp_labels = self.next_sentence_pairs(chunks, generator)
+    def padded_encoder_rows(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pad encoder rows, checking that every id lies in the collator's vocabulary."""
         input_ids, valid = self.pad(rows, self.pad_token_id)
         largest = int(input_ids.max())
         if largest >= self.vocab_size:
@@ -402,6 +400,25 @@ class DataCollatorForSoraPretraining(_SoraCollatorBase):
                 f"Token id {largest} is outside the tokenizer's vocabulary of {self.vocab_size}: the dataset was "
                 "tokenized with a different tokenizer than the collator's."
             )
+        return input_ids, valid
+
+    def add_denoising(
+        self, batch: dict[str, torch.Tensor], chunks: list[list[list[int]]], generator: torch.Generator | None
+    ) -> dict[str, torch.Tensor]:
+        """Add the decoder's corrupted inputs and reconstruction targets to `batch` (with `denoising=True`)."""
+        if self.denoiser is not None:
+            corrupted, original = self.denoiser.corrupt(chunks, generator)
+            denoising_input_ids, denoising_valid = self.pad(corrupted, self.pad_token_id)
+            batch["denoising_input_ids"] = denoising_input_ids
+            batch["denoising_attention_mask"] = denoising_valid.long()
+            batch["decoder_labels"], _ = self.pad(original, IGNORE_INDEX)
+        return batch
+
+    def __call__(self, examples: Sequence[Mapping]) -> dict[str, torch.Tensor]:
+        chunks = _read_chunks(examples)
+        generator = self.generator(chunks)
+        rows, first_lengths, nsp_labels = self.next_sentence_pairs(chunks, generator)
+        input_ids, valid = self.padded_encoder_rows(rows)
         token_type_ids = (
             (torch.arange(input_ids.shape[1]) >= torch.tensor(first_lengths)[:, None]) & valid
         ).long()
@@ -413,13 +430,47 @@ class DataCollatorForSoraPretraining(_SoraCollatorBase):
             "labels": labels,
             "next_sentence_label": torch.tensor(nsp_labels, dtype=torch.long),
         }
-        if self.denoiser is not None:
-            corrupted, original = self.denoiser.corrupt(chunks, generator)
-            denoising_input_ids, denoising_valid = self.pad(corrupted, self.pad_token_id)
-            batch["denoising_input_ids"] = denoising_input_ids
-            batch["denoising_attention_mask"] = denoising_valid.long()
-            batch["decoder_labels"], _ = self.pad(original, IGNORE_INDEX)
-        return batch
+        return self.add_denoising(batch, chunks, generator)
 
 
-__all__ = ["DataCollatorForDenoising", "DataCollatorForSoraPretraining", "IGNORE_INDEX"]
+class DataCollatorForSentenceDistillation(DataCollatorForSoraPretraining):
+    r"""
+    Collate single texts with a teacher's sentence embeddings into `SoraForPreTraining` batches: masked LM on
+    `<s> text </s>` plus the teacher's embedding as `teacher_embeddings`, and with `denoising=True` the decoder's
+    denoising targets of the same text. No next-sentence pairs: a downstream classifier sees one text per row.
+
+    Each example is `{"sentences": [[ids], ...], "teacher_embedding": [floats]}` (the sentences are joined), as
+    made by `sora_hf.training.sentence_distillation.prepare_sentence_distillation_dataset`. The constructor takes
+    [`DataCollatorForSoraPretraining`]'s masking and denoising arguments.
+    """
+
+    def __call__(self, examples: Sequence[Mapping]) -> dict[str, torch.Tensor]:
+        chunks = _read_chunks(examples)
+        missing = [index for index, example in enumerate(examples) if "teacher_embedding" not in example]
+        if missing:
+            raise ValueError(
+                f"Examples {missing[:5]} have no 'teacher_embedding' field: build the dataset with "
+                "prepare_sentence_distillation_dataset, and pass remove_unused_columns=False to TrainingArguments."
+            )
+        generator = self.generator(chunks)
+        rows = [[self.cls_token_id, *chain.from_iterable(chunk), self.sep_token_id] for chunk in chunks]
+        input_ids, valid = self.padded_encoder_rows(rows)
+        masked_ids, labels = self.mask_tokens(input_ids, generator)
+        batch = {
+            "input_ids": masked_ids,
+            "token_type_ids": torch.zeros_like(input_ids),
+            "attention_mask": valid.long(),
+            "labels": labels,
+            "teacher_embeddings": torch.tensor(
+                [list(example["teacher_embedding"]) for example in examples], dtype=torch.float32
+            ),
+        }
+        return self.add_denoising(batch, chunks, generator)
+
+
+__all__ = [
+    "DataCollatorForDenoising",
+    "DataCollatorForSentenceDistillation",
+    "DataCollatorForSoraPretraining",
+    "IGNORE_INDEX",
+]

@@ -12,9 +12,15 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from ..configuration_sora import SoraConfig
 from ..modeling_sora import SoraForPreTraining
 from ..tokenization_sora import SoraTokenizer, train_sora_tokenizer
-from .collators import DataCollatorForSoraPretraining
+from .collators import DataCollatorForSentenceDistillation, DataCollatorForSoraPretraining
 from .plots import LossCurveCallback
 from .pretraining_data import prepare_pretraining_dataset
+from .sentence_distillation import (
+    SentenceTeacher,
+    evaluate_sentence_distillation,
+    prepare_sentence_distillation_dataset,
+    select_distillation_texts,
+)
 
 
 @dataclass
@@ -56,6 +62,27 @@ class PretrainingArguments:
     max_eval_samples: int = field(default=2000, metadata={"help": "Held-out chunks used for evaluation."})
     time_budget_minutes: float | None = field(
         default=None, metadata={"help": "Stop training (and save) once this much wall time has passed."}
+    )
+    denoising: bool = field(
+        default=True,
+        metadata={
+            "help": "Train the decoder's denoising objective when the model has a decoder (false: encoder only)."
+        },
+    )
+    sentence_teacher: str | None = field(
+        default=None,
+        metadata={
+            "help": "Distil this sentence encoder's embeddings into the pooled <s> vector (all-MiniLM-L6-v2 or a "
+            "local folder): training then reads single texts (MLM, denoising and distillation), not sentence pairs."
+        },
+    )
+    sentence_distillation_sources: list[str] = field(
+        default_factory=lambda: ["tweets"],
+        metadata={"help": "Sources whose every document is a distillation text (with --sentence_teacher)."},
+    )
+    sentence_distillation_other_sentences: int = field(
+        default=40000,
+        metadata={"help": "Plus one sentence from this many random documents of the other sources."},
     )
 
 
@@ -112,10 +139,14 @@ def load_or_train_tokenizer(args: PretrainingArguments, corpus) -> SoraTokenizer
     )
 
 
-def build_model(args: PretrainingArguments, tokenizer: SoraTokenizer) -> SoraForPreTraining:
-    """A new Sora sized by `args` (special-token ids from the tokenizer), or the checkpoint to continue."""
+def build_model(
+    args: PretrainingArguments, tokenizer: SoraTokenizer, sentence_embedding_size: int | None = None
+) -> SoraForPreTraining:
+    """A new Sora sized by `args` (special-token ids from the tokenizer), or the checkpoint to continue; with
+    `sentence_embedding_size`, one with a sentence-embedding head of that size."""
     if args.model_name_or_path:
-        return SoraForPreTraining.from_pretrained(args.model_name_or_path)
+        extra = {"sentence_embedding_size": sentence_embedding_size} if sentence_embedding_size else {}
+        return SoraForPreTraining.from_pretrained(args.model_name_or_path, **extra)
     config = SoraConfig(
         vocab_size=len(tokenizer),
         hidden_size=args.hidden_size,
@@ -132,6 +163,7 @@ def build_model(args: PretrainingArguments, tokenizer: SoraTokenizer) -> SoraFor
         cls_token_id=tokenizer.cls_token_id,
         mask_token_id=tokenizer.mask_token_id,
         decoder_start_token_id=tokenizer.eos_token_id,
+        sentence_embedding_size=sentence_embedding_size,
     )
     return SoraForPreTraining(config)
 
@@ -192,15 +224,34 @@ def run_pretraining(args: PretrainingArguments, training_args: TrainingArguments
     tokenizer.save_pretrained(output_dir)
     chunks = prepare_pretraining_dataset(corpus, tokenizer, max_length=args.max_length)
     eval_chunks = chunks["validation"].select(range(min(args.max_eval_samples, len(chunks["validation"]))))
+    train_dataset, eval_dataset, collator_class = chunks["train"], eval_chunks, DataCollatorForSoraPretraining
+    sentence_embedding_size = None
+    if args.sentence_teacher:
+        teacher = SentenceTeacher(args.sentence_teacher)
+        sentence_embedding_size = teacher.embedding_size
+        train_texts, eval_texts = (
+            select_distillation_texts(
+                corpus[split], args.sentence_distillation_sources, args.sentence_distillation_other_sentences
+            )
+            for split in ("train", "validation")
+        )
+        train_dataset = prepare_sentence_distillation_dataset(
+            train_texts, tokenizer, teacher, args.max_length
+        )
+        eval_dataset = prepare_sentence_distillation_dataset(
+            eval_texts[: args.max_eval_samples], tokenizer, teacher, args.max_length
+        )
+        collator_class = DataCollatorForSentenceDistillation
+        del teacher
 
-    model = build_model(args, tokenizer)
+    model = build_model(args, tokenizer, sentence_embedding_size)
     collator_kwargs = dict(
         mlm_probability=args.mlm_probability,
         whole_word_masking=args.whole_word_masking,
         nsp_probability=args.nsp_probability,
-        denoising=model.model.decoder is not None,
+        denoising=args.denoising and model.model.decoder is not None,
     )
-    collator = DataCollatorForSoraPretraining(tokenizer, **collator_kwargs)
+    collator = collator_class(tokenizer, **collator_kwargs)
     training_args.remove_unused_columns = False  # the collator needs the `sentences` column
     callbacks = [LossCurveCallback()]
     if args.time_budget_minutes:
@@ -208,8 +259,8 @@ def run_pretraining(args: PretrainingArguments, training_args: TrainingArguments
     trainer = Trainer(
         model=model,
         args=training_args,
-        train_dataset=chunks["train"],
-        eval_dataset=eval_chunks,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
         data_collator=collator,
         processing_class=tokenizer,
         callbacks=callbacks,
@@ -217,13 +268,17 @@ def run_pretraining(args: PretrainingArguments, training_args: TrainingArguments
     train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(output_dir)
 
-    eval_collator = DataCollatorForSoraPretraining(tokenizer, **collator_kwargs, seed=0)
+    # Held-out metrics cover every head the model has, including a decoder this run did not train.
+    eval_kwargs = {**collator_kwargs, "denoising": model.model.decoder is not None}
+    eval_collator = DataCollatorForSoraPretraining(tokenizer, **eval_kwargs, seed=0)
     metrics = evaluate_pretraining(trainer.model, eval_chunks, eval_collator)
+    if args.sentence_teacher:
+        metrics.update(evaluate_sentence_distillation(trainer.model, eval_dataset, eval_collator))
     summary = {
         "train_metrics": train_result.metrics,
         "held_out": metrics,
         "steps": trainer.state.global_step,
-        "train_chunks": len(chunks["train"]),
+        "train_chunks": len(train_dataset),
         "tokens_seen_estimate": trainer.state.global_step
         * training_args.train_batch_size
         * training_args.gradient_accumulation_steps

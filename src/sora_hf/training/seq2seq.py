@@ -71,6 +71,12 @@ class Seq2SeqArguments(FinetuneArguments):
     no_repeat_ngram_size: int = field(
         default=0, metadata={"help": "Generation never repeats an n-gram of this size (0: no constraint)."}
     )
+    length_penalty: float = field(
+        default=1.0,
+        metadata={
+            "help": "Beam search scores divide by length**length_penalty (> 1 favours longer outputs)."
+        },
+    )
     max_eval_samples: int | None = field(
         default=None, metadata={"help": "Generate for only the first N validation examples."}
     )
@@ -257,6 +263,7 @@ def run_seq2seq(args: Seq2SeqArguments, training_args: Seq2SeqTrainingArguments)
     model.generation_config.max_length = training_args.generation_max_length or args.max_target_length
     model.generation_config.num_beams = training_args.generation_num_beams or 1
     model.generation_config.no_repeat_ngram_size = args.no_repeat_ngram_size
+    model.generation_config.length_penalty = args.length_penalty
 
     def tokenize(batch):
         encoded = tokenizer(

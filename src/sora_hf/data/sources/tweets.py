@@ -10,7 +10,9 @@ from ..tasks import ner, sentiment
 from ..tasks._common import pypi_data_path
 from .common import pack_units
 
-TWEETS_PER_DOCUMENT = 4
+# One tweet per document: sentence-embedding distillation embeds whole documents of this source, and a downstream
+# tweet classifier sees one tweet per input.
+TWEETS_PER_DOCUMENT = 1
 
 
 def check_tweets() -> None:
@@ -20,7 +22,7 @@ def check_tweets() -> None:
 
 
 def read_tweets() -> Iterator[str]:
-    """Yield documents of a few consecutive training tweets (sentiment first, then NER, in split order)."""
+    """Yield the training tweets one per document (sentiment first, then NER, in split order)."""
     check_tweets()
     texts = list(sentiment.build()["train"]["text"])
     texts += [" ".join(tokens) for tokens in ner.build()["train"]["tokens"]]
