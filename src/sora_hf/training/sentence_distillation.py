@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +126,7 @@ def teacher_embeddings(
     features = Features({"text": Value("string"), TEACHER_EMBEDDING_KEY: List(Value("float32"))})
     dataset = Dataset.from_dict({"text": texts, TEACHER_EMBEDDING_KEY: list(embeddings)}, features=features)
     temporary = path.with_name(path.name + ".partial")
+    shutil.rmtree(temporary, ignore_errors=True)  # left by an interrupted run
     dataset.save_to_disk(str(temporary))
     temporary.rename(path)  # whole or not at all: an interrupted run leaves no half-written cache
     return load_from_disk(str(path))
