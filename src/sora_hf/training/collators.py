@@ -402,6 +402,10 @@ class DataCollatorForSoraPretraining(_SoraCollatorBase):
             )
         return input_ids, valid
 
+    def single_text_rows(self, chunks: list[list[list[int]]]) -> list[list[int]]:
+        """`<s> text </s>` rows, each chunk's sentences joined into one text."""
+        return [[self.cls_token_id, *chain.from_iterable(chunk), self.sep_token_id] for chunk in chunks]
+
     def add_denoising(
         self, batch: dict[str, torch.Tensor], chunks: list[list[list[int]]], generator: torch.Generator | None
     ) -> dict[str, torch.Tensor]:
@@ -453,8 +457,7 @@ class DataCollatorForSentenceDistillation(DataCollatorForSoraPretraining):
                 "prepare_sentence_distillation_dataset, and pass remove_unused_columns=False to TrainingArguments."
             )
         generator = self.generator(chunks)
-        rows = [[self.cls_token_id, *chain.from_iterable(chunk), self.sep_token_id] for chunk in chunks]
-        input_ids, valid = self.padded_encoder_rows(rows)
+        input_ids, valid = self.padded_encoder_rows(self.single_text_rows(chunks))
         masked_ids, labels = self.mask_tokens(input_ids, generator)
         batch = {
             "input_ids": masked_ids,

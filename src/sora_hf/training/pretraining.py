@@ -229,11 +229,11 @@ def run_pretraining(args: PretrainingArguments, training_args: TrainingArguments
     if args.sentence_teacher:
         teacher = SentenceTeacher(args.sentence_teacher)
         sentence_embedding_size = teacher.embedding_size
-        train_texts, eval_texts = (
-            select_distillation_texts(
-                corpus[split], args.sentence_distillation_sources, args.sentence_distillation_other_sentences
-            )
-            for split in ("train", "validation")
+        train_texts = select_distillation_texts(
+            corpus["train"], args.sentence_distillation_sources, args.sentence_distillation_other_sentences
+        )
+        eval_texts = select_distillation_texts(
+            corpus["validation"], args.sentence_distillation_sources, args.max_eval_samples
         )
         train_dataset = prepare_sentence_distillation_dataset(
             train_texts, tokenizer, teacher, args.max_length

@@ -98,13 +98,14 @@ def select_distillation_texts(
             f"(it has {sorted(set(sources))})."
         )
     whole = set(whole_document_sources)
-    texts = [text for text, source in zip(documents["text"], sources) if source in whole]
+    all_texts = documents["text"]
+    texts = [text for text, source in zip(all_texts, sources) if source in whole]
     others = [index for index, source in enumerate(sources) if source not in whole]
     rng = random.Random(seed)
     for index in rng.sample(others, min(other_sentences, len(others))):
         candidates = [
             sentence
-            for sentence in split_sentences(documents[index]["text"])
+            for sentence in split_sentences(all_texts[index])
             if MIN_SENTENCE_WORDS <= len(sentence.split()) <= MAX_SENTENCE_WORDS
         ]
         if candidates:
@@ -171,15 +172,7 @@ def evaluate_sentence_distillation(
     cosines, distances = [], []
     for start in range(0, len(dataset), batch_size):
         rows = dataset[start : start + batch_size]
-        encoder_rows = [
-            [
-                collator.cls_token_id,
-                *(token for sentence in chunk for token in sentence),
-                collator.sep_token_id,
-            ]
-            for chunk in rows["sentences"]
-        ]
-        input_ids, valid = collator.padded_encoder_rows(encoder_rows)
+        input_ids, valid = collator.padded_encoder_rows(collator.single_text_rows(rows["sentences"]))
         predicted = model(
             input_ids=input_ids.to(device), attention_mask=valid.long().to(device)
         ).sentence_embeddings
