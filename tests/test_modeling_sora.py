@@ -70,6 +70,7 @@ def tiny_config(**overrides) -> SoraConfig:
         (dict(pad_token_id=500), "pad_token_id"),
         (dict(mask_token_id=-1), "mask_token_id"),
         (dict(hidden_dropout_prob=1.5), "hidden_dropout_prob"),
+        (dict(classifier_pooling="max"), "classifier_pooling"),
     ],
 )
 def test_invalid_config_names_the_field(overrides, field):
@@ -309,6 +310,22 @@ def test_sequence_classification_problem_types():
     regression = SoraForSequenceClassification(tiny_config(num_labels=1))
     output = regression(inputs, labels=torch.tensor([0.5, -1.0]))
     assert regression.config.problem_type == "regression" and output.logits.shape == (2, 1)
+
+
+def test_mean_classifier_pooling_reads_the_mean_of_real_tokens_and_ignores_padding():
+    torch.manual_seed(0)
+    model = SoraForSequenceClassification(tiny_config(num_labels=3, classifier_pooling="mean")).eval()
+    inputs = torch.tensor([[1, 5, 9, 2, 0, 0], [1, 7, 8, 6, 4, 2]])
+    mask = (inputs != 0).long()
+    logits = model(inputs, attention_mask=mask).logits
+    hidden = model.model.encoder(inputs, attention_mask=mask).last_hidden_state
+    mean = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+    expected = model.classifier(torch.tanh(model.pooler.dense(mean)))
+    torch.testing.assert_close(logits, expected)
+    torch.testing.assert_close(model(inputs[:1, :4]).logits, logits[:1])  # padding changes nothing
+    first_token = SoraForSequenceClassification(tiny_config(num_labels=3)).eval()
+    first_token.load_state_dict(model.state_dict())
+    assert not torch.allclose(first_token(inputs, attention_mask=mask).logits, logits)
 
 
 def test_sparse_mlm_prediction_matches_dense_loss():

@@ -33,6 +33,7 @@ TOKEN_ID_FIELDS = (
 
 PATCH_EMBEDDING_TYPES = ("linear", "convolutional")
 FUSION_POOLINGS = ("bilinear", "first_token")
+CLASSIFIER_POOLINGS = ("first_token", "mean")
 
 
 def _check_tower(config: PreTrainedConfig, fields: tuple[str, ...]) -> None:
@@ -194,7 +195,9 @@ class SoraConfig(PreTrainedConfig):
     to the encoder's. `vision_config` / `audio_config` (absent by default) add an image / audio tower whose
     tokens are fused with the text tokens in the encoder, from layer `fusion_layer` on (0: every layer sees them;
     k: the first k layers read the text alone); every head then accepts `pixel_values` / `input_features`.
-    `fusion_pooling` picks the sequence classifier's summary of a fused input: `"bilinear"` adds the Hadamard
+    `classifier_pooling` picks what the sequence classifier's pooler reads from a text: the `<s>` state
+    (`"first_token"`, as BERT) or the mean over real tokens (`"mean"`, as sentence-transformers and ModernBERT's
+    option). `fusion_pooling` picks the sequence classifier's summary of a fused input: `"bilinear"` adds the Hadamard
     product of the projected text and media means to the `<s>` summary; `"first_token"` uses `<s>` alone.
     `sentence_embedding_size` (absent by default) gives `SoraForPreTraining` a head that maps the pooled `<s>`
     vector onto a teacher's sentence embeddings of that size (sentence-embedding distillation in pretraining);
@@ -249,6 +252,7 @@ class SoraConfig(PreTrainedConfig):
     audio_config: dict | SoraAudioConfig | None = None
     fusion_layer: int = 0
     fusion_pooling: str = "bilinear"
+    classifier_pooling: str = "first_token"
     sentence_embedding_size: int | None = None
     token_distillation_size: int | None = None
 
@@ -315,6 +319,11 @@ class SoraConfig(PreTrainedConfig):
                     f"SoraConfig.{name} must be None or a positive integer (the teacher's hidden size), got "
                     f"{size!r}."
                 )
+        if self.classifier_pooling not in CLASSIFIER_POOLINGS:
+            raise ValueError(
+                f"SoraConfig.classifier_pooling={self.classifier_pooling!r} is unknown; choose one of "
+                f"{list(CLASSIFIER_POOLINGS)}."
+            )
         if self.fusion_pooling not in FUSION_POOLINGS:
             raise ValueError(
                 f"SoraConfig.fusion_pooling={self.fusion_pooling!r} is unknown; choose one of {list(FUSION_POOLINGS)}."

@@ -886,14 +886,24 @@ class SoraLMHead(nn.Module):
 
 
 class SoraPooler(nn.Module):
-    """Dense + tanh over the first (`<s>`) token: the sentence representation for NSP and classification."""
+    """Dense + tanh over the first (`<s>`) token, or with `mean=True` over the mean of the real tokens: the
+    sentence representation for NSP and classification."""
 
-    def __init__(self, config: SoraConfig):
+    def __init__(self, config: SoraConfig, mean: bool = False):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.mean = mean
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.dense(hidden_states[:, 0]))
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if not self.mean:
+            summary = hidden_states[:, 0]
+        elif attention_mask is None:
+            summary = hidden_states.mean(1)
+        else:
+            summary = masked_mean(hidden_states, attention_mask)
+        return torch.tanh(self.dense(summary))
 
 
 def masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -1276,7 +1286,7 @@ class SoraForSequenceClassification(SoraPreTrainedModel):
         self.pooler = (
             SoraFusionPooler(config)
             if has_media_tower and config.fusion_pooling == "bilinear"
-            else SoraPooler(config)
+            else SoraPooler(config, mean=config.classifier_pooling == "mean")
         )
         dropout = (
             config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
@@ -1318,7 +1328,8 @@ class SoraForSequenceClassification(SoraPreTrainedModel):
             text_length = text_positions(outputs.last_hidden_state, input_ids, inputs_embeds).shape[1]
             pooled = self.pooler(outputs.last_hidden_state, text_length, outputs.attention_mask)
         else:
-            pooled = self.pooler(outputs.last_hidden_state)
+            mask = outputs.attention_mask if outputs.attention_mask is not None else attention_mask
+            pooled = self.pooler(outputs.last_hidden_state, mask)
         logits = self.classifier(self.dropout(pooled))
         loss = None
         if labels is not None:
