@@ -207,7 +207,7 @@ embedding matrix (12k x 256 = 3.1 M parameters) about a third of the model, so t
 ## Does pretraining pay off?
 Sentiment (DATA.md shared split: {pretrained["split_sizes"]["train"]:,} / {pretrained["split_sizes"]["validation"]:,} /
 {pretrained["split_sizes"]["test"]:,} tweets), one epoch, batch 32, max length 64, identical hyper-parameters for both
-starts, `examples/run_classification.py` (the random start uses `--from_scratch`: same config, random weights).
+starts, `examples/run_classification.py` (the random start uses `--from_scratch`: same config, random weights).{pooling_note(config)}
 Test accuracy:
 
 | learning rate | `sora` (this checkpoint) | random initialisation | difference (points) |
@@ -258,6 +258,15 @@ expect the quality of models pretrained on billions of tokens."""
     card.save("model_cards/sora.md")
     shutil.copy2(run_dir / "loss_curve.png", "model_cards/sora_loss_curve.png")
     print(f"packaged {target} ({size_mb:.1f} MB) and wrote model_cards/sora.md")
+
+
+def pooling_note(config: dict) -> str:
+    """Why the card's classifier numbers use mean pooling, when the checkpoint's config asks for it."""
+    if config.get("classifier_pooling") != "mean":
+        return ""
+    return """
+This checkpoint's config sets `classifier_pooling="mean"`: the sequence classifier's pooler reads the mean of the
+token states (where token-level distillation put the teacher's features) instead of `<s>`; both starts use it."""
 
 
 def distillation_phase(results: dict) -> str:
