@@ -230,6 +230,10 @@ def run_pretraining(args: PretrainingArguments, training_args: TrainingArguments
     """Corpus → tokenizer → packed chunks → `Trainer` → saved model, tokenizer, metrics and loss curve."""
     from ..data.corpus import build_corpus
 
+    if args.token_distillation and not args.sentence_teacher:
+        raise ValueError(
+            "token_distillation needs a teacher: set --sentence_teacher (e.g. all-MiniLM-L6-v2)."
+        )
     started = time.time()
     output_dir = Path(training_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -243,10 +247,6 @@ def run_pretraining(args: PretrainingArguments, training_args: TrainingArguments
     eval_chunks = chunks["validation"].select(range(min(args.max_eval_samples, len(chunks["validation"]))))
     train_dataset, eval_dataset, collator_class = chunks["train"], eval_chunks, DataCollatorForSoraPretraining
     sentence_embedding_size = token_distillation_size = None
-    if args.token_distillation and not args.sentence_teacher:
-        raise ValueError(
-            "token_distillation needs a teacher: set --sentence_teacher (e.g. all-MiniLM-L6-v2)."
-        )
     if args.sentence_teacher:
         teacher = SentenceTeacher(args.sentence_teacher)
         sentence_embedding_size = teacher.embedding_size
