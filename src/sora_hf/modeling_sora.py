@@ -1038,7 +1038,8 @@ class SoraForPreTraining(SoraPreTrainedModel):
         self.sparse_prediction = sparse_prediction
         self.model = SoraModel(config)
         self.lm_head = SoraLMHead(config)
-        self.pooler = SoraPooler(config)
+        # The pooler the sequence classifier inherits; it reads what the classifier will read.
+        self.pooler = SoraPooler(config, mean=config.classifier_pooling == "mean")
         self.nsp_head = nn.Linear(config.hidden_size, 2)
         self._tied_weights_keys = {"lm_head.decoder.weight": WORD_EMBEDDINGS}
         if self.model.decoder is not None:
@@ -1131,7 +1132,7 @@ class SoraForPreTraining(SoraPreTrainedModel):
             labels,
             self.sparse_prediction,
         )
-        pooled_output = self.pooler(sequence_output)
+        pooled_output = self.pooler(sequence_output, attention_mask)
         seq_relationship_logits = self.nsp_head(pooled_output)
         sentence_embeddings = sentence_distillation_loss = None
         if self.sentence_embedding_head is not None:

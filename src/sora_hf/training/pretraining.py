@@ -94,6 +94,20 @@ class PretrainingArguments:
     token_teacher_layers: int = field(
         default=3, metadata={"help": "How many of the teacher's top layers make a token target."}
     )
+    classifier_pooling: str | None = field(
+        default=None,
+        metadata={
+            "help": "Set SoraConfig.classifier_pooling (first_token or mean) of the model pretrained: the pretraining "
+            "pooler (NSP, sentence distillation) then reads what the sequence classifier will read."
+        },
+    )
+    freeze_encoder: bool = field(
+        default=False,
+        metadata={
+            "help": "Train only the decoder's own layers (encoder, embeddings and encoder heads stay fixed): re-fits "
+            "a decoder after encoder-only phases without moving the encoder."
+        },
+    )
 
 
 class TimeBudgetCallback(TrainerCallback):
@@ -162,6 +176,8 @@ def build_model(
         "token_distillation_size": token_distillation_size,
     }
     heads = {name: size for name, size in heads.items() if size}
+    if args.classifier_pooling:
+        heads["classifier_pooling"] = args.classifier_pooling
     if args.model_name_or_path:
         return SoraForPreTraining.from_pretrained(args.model_name_or_path, **heads)
     config = SoraConfig(
@@ -183,6 +199,19 @@ def build_model(
         **heads,
     )
     return SoraForPreTraining(config)
+
+
+def freeze_all_but_decoder(model: SoraForPreTraining) -> None:
+    """Leave only the decoder's own parameters trainable (the shared embeddings stay fixed with the encoder)."""
+    if model.model.decoder is None:
+        raise ValueError(
+            "freeze_encoder trains only the decoder, but this model has none: continue an encoder-decoder "
+            "checkpoint (is_encoder_decoder=True) or drop --freeze_encoder."
+        )
+    shared = {id(parameter) for parameter in model.get_input_embeddings().parameters()}
+    decoder = {id(parameter) for parameter in model.model.decoder.parameters()} - shared
+    for parameter in model.parameters():
+        parameter.requires_grad_(id(parameter) in decoder)
 
 
 @torch.no_grad()
@@ -234,6 +263,8 @@ def run_pretraining(args: PretrainingArguments, training_args: TrainingArguments
         raise ValueError(
             "token_distillation needs a teacher: set --sentence_teacher (e.g. all-MiniLM-L6-v2)."
         )
+    if args.freeze_encoder and not args.denoising:
+        raise ValueError("freeze_encoder trains only the decoder, whose objective is denoising: drop --denoising false.")
     started = time.time()
     output_dir = Path(training_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -272,6 +303,8 @@ def run_pretraining(args: PretrainingArguments, training_args: TrainingArguments
         del teacher
 
     model = build_model(args, tokenizer, sentence_embedding_size, token_distillation_size)
+    if args.freeze_encoder:
+        freeze_all_but_decoder(model)
     collator_kwargs = dict(
         mlm_probability=args.mlm_probability,
         whole_word_masking=args.whole_word_masking,
