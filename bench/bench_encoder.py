@@ -40,19 +40,26 @@ def make_models() -> dict[str, torch.nn.Module]:
     return {"BERT": bert, "Sora": sora}
 
 
-def make_batch() -> dict[str, torch.Tensor]:
+def make_batch(padded: bool = False) -> dict[str, torch.Tensor]:
+    """A full batch of `BATCH x SEQ` tokens; with `padded`, rows of random length in [SEQ/4, SEQ] padded to SEQ."""
     generator = torch.Generator().manual_seed(0)
     input_ids = torch.randint(5, SIZE["vocab_size"], (BATCH, SEQ), generator=generator)
+    lengths = (
+        torch.randint(SEQ // 4, SEQ + 1, (BATCH,), generator=generator)
+        if padded
+        else torch.full((BATCH,), SEQ)
+    )
+    attention_mask = (torch.arange(SEQ)[None, :] < lengths[:, None]).long()
     labels = torch.full_like(input_ids, -100)
-    masked = torch.rand(BATCH, SEQ, generator=generator) < MASK_RATE
+    masked = (torch.rand(BATCH, SEQ, generator=generator) < MASK_RATE) & attention_mask.bool()
     labels[masked] = input_ids[masked]
-    input_ids = input_ids.masked_fill(masked, 4)
+    input_ids = input_ids.masked_fill(masked, 4).masked_fill(attention_mask == 0, 0)
     token_type_ids = torch.zeros_like(input_ids)
     token_type_ids[:, SEQ // 2 :] = 1
     return {
         "input_ids": input_ids,
         "token_type_ids": token_type_ids,
-        "attention_mask": torch.ones_like(input_ids),
+        "attention_mask": attention_mask,
         "labels": labels,
         "next_sentence_label": torch.randint(0, 2, (BATCH,), generator=generator),
     }

@@ -315,7 +315,7 @@ def distillation_summary(phase_results: list[dict], config: dict) -> str:
     arguments = results["pretraining_arguments"]
     teacher = arguments["sentence_teacher"]
     pooled = (
-        "mean of the token states (the pooler the sequence classifier reuses with `classifier_pooling=\"mean\"`)"
+        'mean of the token states (the pooler the sequence classifier reuses with `classifier_pooling="mean"`)'
         if config.get("classifier_pooling") == "mean"
         else "`<s>` vector (the same pooler the sequence classifier reuses)"
     )

@@ -328,6 +328,47 @@ def test_mean_classifier_pooling_reads_the_mean_of_real_tokens_and_ignores_paddi
     assert not torch.allclose(first_token(inputs, attention_mask=mask).logits, logits)
 
 
+def test_padding_costs_no_projection_or_mlp_work_and_changes_no_real_output():
+    torch.manual_seed(0)
+    model = SoraForPreTraining(tiny_config()).eval()
+    inputs = torch.tensor([[1, 5, 9, 2, 0, 0, 0, 0], [1, 7, 8, 6, 4, 11, 12, 2]])
+    mask = (inputs != 0).long()
+    rows_seen = {}
+
+    def record(name):
+        def hook(module, args, output):
+            rows_seen[name] = args[0].shape
+
+        return hook
+
+    hooks = [
+        module.register_forward_hook(record(name))
+        for name, module in model.named_modules()
+        if name.endswith(("qkv_proj", "o_proj", "fc1"))
+    ]
+    padded = model.model.encoder(inputs, attention_mask=mask).last_hidden_state
+    for hook in hooks:
+        hook.remove()
+    assert rows_seen and all(shape[0] == int(mask.sum()) for shape in rows_seen.values())  # 12 real, not 16
+    alone = model.model.encoder(inputs[:1, :4]).last_hidden_state
+    torch.testing.assert_close(padded[:1, :4], alone)
+    # Gradients too: a loss on the real tokens of the padded batch equals the sum over examples alone.
+    model.train()
+    model.config.hidden_dropout_prob = 0.0
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    labels = torch.where(mask.bool(), inputs, torch.full_like(inputs, -100))
+    model.zero_grad()
+    model(inputs, attention_mask=mask, labels=labels).mlm_loss.backward()
+    batched = model.model.encoder.layers[0].mlp.fc1.weight.grad.clone()
+    model.zero_grad()
+    for row, length in ((0, 4), (1, 8)):
+        loss = model(inputs[row : row + 1, :length], labels=labels[row : row + 1, :length]).mlm_loss
+        (loss * length / int(mask.sum())).backward()
+    torch.testing.assert_close(batched, model.model.encoder.layers[0].mlp.fc1.weight.grad)
+
+
 def test_sparse_mlm_prediction_matches_dense_loss():
     torch.manual_seed(0)
     model = SoraForPreTraining(tiny_config()).eval()

@@ -117,6 +117,37 @@ def shift_tokens_right(
     return shifted
 
 
+@dataclass
+class RealTokens:
+    """Where the real (non-padding) tokens of a `(batch, seq)` block sit, so that position-wise work (LayerNorm,
+    projections, MLP) runs on them alone and only the attention product sees the padded layout (ModernBERT's
+    unpadding, without a variable-length attention kernel)."""
+
+    indices: torch.Tensor
+    batch_size: int
+    seq_length: int
+
+    @classmethod
+    def from_mask(cls, attention_mask: torch.Tensor | None) -> "RealTokens | None":
+        """The real tokens of a 2D padding mask; None when nothing is padded (or while compiling)."""
+        if attention_mask is None or attention_mask.dim() != 2 or is_torchdynamo_compiling():
+            return None
+        real = attention_mask.bool()
+        if bool(real.all()):
+            return None
+        return cls(real.flatten().nonzero().squeeze(-1), *attention_mask.shape)
+
+    def unpad(self, states: torch.Tensor) -> torch.Tensor:
+        """`(batch, seq, ...)` -> `(num_real, ...)`."""
+        return states.flatten(0, 1).index_select(0, self.indices)
+
+    def pad(self, states: torch.Tensor, into: torch.Tensor | None = None) -> torch.Tensor:
+        """`(num_real, ...)` -> `(batch, seq, ...)`, padding positions taken from `into` (zeros by default)."""
+        if into is None:
+            into = states.new_zeros(self.batch_size, self.seq_length, *states.shape[1:])
+        return into.flatten(0, 1).index_copy(0, self.indices, states).view(into.shape)
+
+
 def eager_attention_forward(
     module: nn.Module,
     query: torch.Tensor,
@@ -193,10 +224,14 @@ class SoraSelfAttention(nn.Module):
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         cache: Cache | None = None,
+        real_tokens: RealTokens | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        input_shape = hidden_states.shape[:-1]
-        qkv = self.qkv_proj(hidden_states).view(*input_shape, 3, self.num_heads, self.head_dim)
+        qkv = self.qkv_proj(hidden_states)
+        if real_tokens is not None:  # `hidden_states` holds only the real tokens; attention needs the layout
+            qkv = real_tokens.pad(qkv)
+        input_shape = qkv.shape[:-1]
+        qkv = qkv.view(*input_shape, 3, self.num_heads, self.head_dim)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
         if cache is not None:
             key, value = cache.update(key, value, self.layer_idx)
@@ -214,8 +249,10 @@ class SoraSelfAttention(nn.Module):
             scaling=self.scaling,
             **kwargs,
         )
-        attn_output = self.o_proj(attn_output.reshape(*input_shape, -1).contiguous())
-        return attn_output, attn_weights
+        attn_output = attn_output.reshape(*input_shape, -1)
+        if real_tokens is not None:
+            attn_output = real_tokens.unpad(attn_output)
+        return self.o_proj(attn_output.contiguous()), attn_weights
 
 
 class SoraCrossAttention(nn.Module):
@@ -300,12 +337,18 @@ class SoraEncoderLayer(GradientCheckpointingLayer):
         self,
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
+        real_tokens: RealTokens | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> torch.Tensor:
-        attn_output, _ = self.self_attn(self.self_attn_layer_norm(hidden_states), attention_mask, **kwargs)
-        hidden_states = hidden_states + self.dropout(attn_output)
-        hidden_states = hidden_states + self.dropout(self.mlp(self.final_layer_norm(hidden_states)))
-        return hidden_states
+        """With `real_tokens`, everything but the attention product runs on the real tokens only; padding
+        positions pass through unchanged."""
+        states = real_tokens.unpad(hidden_states) if real_tokens is not None else hidden_states
+        attn_output, _ = self.self_attn(
+            self.self_attn_layer_norm(states), attention_mask, real_tokens=real_tokens, **kwargs
+        )
+        states = states + self.dropout(attn_output)
+        states = states + self.dropout(self.mlp(self.final_layer_norm(states)))
+        return real_tokens.pad(states, into=hidden_states) if real_tokens is not None else states
 
 
 class SoraDecoderLayer(GradientCheckpointingLayer):
@@ -628,8 +671,9 @@ class SoraEncoder(SoraPreTrainedModel):
             text_mask = create_bidirectional_mask(
                 config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask
             )
+            real_tokens = RealTokens.from_mask(attention_mask)  # padding then costs no projection or MLP work
             for layer in self.layers[:fusion_layer]:
-                hidden_states = layer(hidden_states, text_mask, **kwargs)
+                hidden_states = layer(hidden_states, text_mask, real_tokens=real_tokens, **kwargs)
         fused_mask = None
         if has_media:
             hidden_states, fused_mask = self.fuse(

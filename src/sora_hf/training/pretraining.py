@@ -264,7 +264,9 @@ def run_pretraining(args: PretrainingArguments, training_args: TrainingArguments
             "token_distillation needs a teacher: set --sentence_teacher (e.g. all-MiniLM-L6-v2)."
         )
     if args.freeze_encoder and not args.denoising:
-        raise ValueError("freeze_encoder trains only the decoder, whose objective is denoising: drop --denoising false.")
+        raise ValueError(
+            "freeze_encoder trains only the decoder, whose objective is denoising: drop --denoising false."
+        )
     started = time.time()
     output_dir = Path(training_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
