@@ -287,7 +287,7 @@ def phase_objectives(results: dict) -> str:
         "sentence-embedding and token-level" if arguments.get("token_distillation") else "sentence-embedding"
     )
     return (
-        f" with {kind} distillation from {arguments['sentence_teacher']} on "
+        f", with {kind} distillation from {arguments['sentence_teacher']} on "
         f"{results['train_chunks']:,} single texts (every training document of "
         f"{', '.join(arguments['sentence_distillation_sources'])}, plus one sentence from each of "
         f"{arguments['sentence_distillation_other_sentences']:,} random documents of the other sources), "
