@@ -157,6 +157,32 @@ def main() -> None:
             f"{phase_objectives(results)}: `{command}`"
         )
     phases = "\n".join(phase_lines)
+    # Phases after the last encoder-training phase that froze the encoder leave its distillation metrics and its
+    # classifier starting point unchanged, so those numbers still describe this checkpoint.
+    ordered = [*phase_results[1:], results]
+    encoder_phase = max(
+        (
+            i
+            for i, phase in enumerate(ordered)
+            if not phase.get("pretraining_arguments", {}).get("freeze_encoder")
+        ),
+        default=len(ordered) - 1,
+    )
+    held_out = {
+        **{
+            k: v
+            for k, v in ordered[encoder_phase]["held_out"].items()
+            if k.startswith(("sentence_", "token_"))
+        },
+        **held_out,
+    }
+    frozen_note = (
+        f"\nPhases {encoder_phase + 2}-{len(ordered)} trained only the decoder, so the encoder (and the teacher "
+        f"agreement above) is bit-identical to phase {encoder_phase + 1}'s, which the comparison below fine-tuned."
+        if encoder_phase < len(ordered) - 1 and "held_out" in ordered[encoder_phase]
+        else ""
+    )
+    slots = sum(phase.get("tokens_seen_estimate", phase["steps"] * 64 * 128) for phase in ordered)
     factors = results["pretraining_arguments"].get("upsample_sources") or []
     upsampling = (
         f"The last phase repeated these sources' training documents: {', '.join(factors)} (`--upsample_sources`); "
@@ -193,8 +219,8 @@ embedding matrix (12k x 256 = 3.1 M parameters) about a third of the model, so t
 
 ## Training
 {phases or f"- command (one invocation trained the tokenizer, `--vocab_size 12000`, and was stopped; the run that made the weights passed that tokenizer back with `--tokenizer_name_or_path`): `{command}`"}
-- steps: {total_steps:,} of batch 64 (sequences of at most 128 tokens, grouped by length), about
-  {total_steps * 64 * 128 / 1e6:.1f} M token slots
+- steps: {total_steps:,} (batch 64, the decoder-only phases 32; sequences of at most 128 tokens, grouped by
+  length), about {slots / 1e6:.1f} M token slots
 - hardware: 2 CPU cores (no GPU), bf16 autocast; wall time {hours:.2f} h including corpus loading, tokenizing and evaluation
 
 ![training and held-out loss](sora_loss_curve.png)
@@ -206,6 +232,7 @@ embedding matrix (12k x 256 = 3.1 M parameters) about a third of the model, so t
 | masked-LM perplexity | {held_out["mlm_perplexity"]:.1f} |
 | next-sentence accuracy | {held_out["nsp_accuracy"]:.3f} |
 | denoising perplexity (decoder) | {held_out.get("denoising_perplexity", float("nan")):.1f} |{sentence_rows(held_out)}
+{frozen_note}
 
 ## Does pretraining pay off?
 Sentiment (DATA.md shared split: {pretrained["split_sizes"]["train"]:,} / {pretrained["split_sizes"]["validation"]:,} /
