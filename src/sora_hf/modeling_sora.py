@@ -128,9 +128,17 @@ class RealTokens:
     seq_length: int
 
     @classmethod
-    def from_mask(cls, attention_mask: torch.Tensor | None) -> "RealTokens | None":
-        """The real tokens of a 2D padding mask; None when nothing is padded (or while compiling)."""
-        if attention_mask is None or attention_mask.dim() != 2 or is_torchdynamo_compiling():
+    def from_mask(
+        cls, attention_mask: torch.Tensor | None, hidden_states: torch.Tensor
+    ) -> "RealTokens | None":
+        """The real tokens of a 2D padding mask over `hidden_states`; None when nothing is padded, while compiling,
+        or when the mask also covers positions the states do not hold (prefix tuning's virtual tokens)."""
+        if (
+            attention_mask is None
+            or attention_mask.dim() != 2
+            or attention_mask.shape != hidden_states.shape[:2]
+            or is_torchdynamo_compiling()
+        ):
             return None
         real = attention_mask.bool()
         if bool(real.all()):
@@ -671,7 +679,8 @@ class SoraEncoder(SoraPreTrainedModel):
             text_mask = create_bidirectional_mask(
                 config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask
             )
-            real_tokens = RealTokens.from_mask(attention_mask)  # padding then costs no projection or MLP work
+            # Padding then costs no projection or MLP work.
+            real_tokens = RealTokens.from_mask(attention_mask, hidden_states)
             for layer in self.layers[:fusion_layer]:
                 hidden_states = layer(hidden_states, text_mask, real_tokens=real_tokens, **kwargs)
         fused_mask = None
