@@ -3,7 +3,7 @@
     python bench/bench_pretraining.py [--repeats 5] [--steps 3] [--output-dir bench/results]
 
 Rows: BERT fp32, Sora fp32, Sora with bf16 autocast (both CPU). Ratios are against BERT fp32 in the same
-run. A second table runs both fp32 models on a padded batch (rows of random length, about 38% padding) and
+run. A second table runs both fp32 models on a padded batch (rows of random length, about 44% padding) and
 counts only real tokens: Sora computes projections and MLPs on real tokens only, so its padded rate should stay
 near its dense rate, while BERT's falls with the padding. Also prints Sora's achieved model FLOP/s as a fraction of the bf16 matmul rate torch reaches on a large
 product (4096^3) measured in the same run. Writes `pretraining.json` and `pretraining.png`.

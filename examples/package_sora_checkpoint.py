@@ -190,7 +190,8 @@ def main() -> None:
         if factors
         else "The first two phases used corpus 1.0.0, which had no tweets; the distillation phase reads the corpus "
         "below."
-        if phase_lines and distillation_summary(phase_results, {})
+        if phase_lines
+        and any(phase.get("pretraining_arguments", {}).get("sentence_teacher") for phase in phase_results)
         else ""
     )
     description = f"""The default Sora checkpoint that ships inside `sora_hf`: `SoraForSequenceClassification.from_pretrained("sora")`
@@ -255,7 +256,7 @@ expect the quality of models pretrained on billions of tokens."""
         TrainingArguments(
             output_dir=str(target),
             learning_rate=float(flag(command, "learning_rate")),
-            per_device_train_batch_size=64,
+            per_device_train_batch_size=int(flag(command, "per_device_train_batch_size")),
             max_steps=state["global_step"],
             warmup_steps=int(flag(command, "warmup_steps")),
             weight_decay=0.01,

@@ -1185,7 +1185,9 @@ class SoraForPreTraining(SoraPreTrainedModel):
             labels,
             self.sparse_prediction,
         )
-        pooled_output = self.pooler(sequence_output, attention_mask)
+        # With media the encoder returns the fused sequence's mask; the text mask would not cover it.
+        pooled_mask = outputs.attention_mask if outputs.attention_mask is not None else attention_mask
+        pooled_output = self.pooler(sequence_output, pooled_mask)
         seq_relationship_logits = self.nsp_head(pooled_output)
         sentence_embeddings = sentence_distillation_loss = None
         if self.sentence_embedding_head is not None:
