@@ -5,14 +5,17 @@ import json
 import pytest
 import torch
 from conftest import finetune_on_user_file
-from transformers import AutoTokenizer, TrainingArguments, pipeline
+from transformers import AutoModelForTokenClassification, AutoTokenizer, TrainingArguments, pipeline
 
 from sora_hf import SoraConfig, SoraForPreTraining, train_sora_tokenizer
 from sora_hf.data.tasks import load_task_dataset
+from sora_hf.training.finetuning import load_task_model
+from sora_hf.training.pseudo_labels import pseudo_labelled_tweets, split_tweet_words
 from sora_hf.training.token_classification import (
     IGNORE_INDEX,
     TokenClassificationArguments,
     align_labels,
+    continuation_tag_ids,
     load_token_classification_data,
     majority_tag_baseline,
     run_token_classification,
@@ -50,6 +53,23 @@ def test_align_labels_tags_first_sub_token_only(tiny_checkpoint):
     assert all(label == IGNORE_INDEX for i, label in enumerate(labels) if i not in first)
 
 
+def test_label_all_tokens_gives_later_pieces_the_inside_tag(tiny_checkpoint):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint, add_prefix_space=True)
+    labels = ["O", "B-LOC", "I-LOC", "B-MISC"]  # MISC has no I- tag: its pieces keep B-MISC
+    continuation = continuation_tag_ids(labels)
+    assert continuation == {0: 0, 1: 2, 2: 2, 3: 3}
+    words = ["Statebuildingxyz", "Statebuildingxyz", "Statebuildingxyz", "rocks"]
+    encoded = tokenizer(words, is_split_into_words=True)
+    word_ids = encoded.word_ids()
+    tagged = align_labels(word_ids, [1, 2, 3, 0], continuation)
+    by_word = {}
+    for word_id, label in zip(word_ids, tagged):
+        by_word.setdefault(word_id, []).append(label)
+    assert by_word[None] == [IGNORE_INDEX] * word_ids.count(None)
+    assert by_word[0][0] == 1 and set(by_word[0][1:]) == {2} and len(by_word[0]) > 1
+    assert set(by_word[1]) == {2} and set(by_word[2]) == {3} and set(by_word[3]) == {0}
+
+
 def test_majority_tag_baseline_is_lower_cased_and_unseen_is_o():
     labels = ["O", "B-PER", "I-PER"]
     train = {"tokens": [["Ann", "met", "ann"], ["ANN", "left"]], "ner_tags": [[1, 0, 1], [0, 0]]}
@@ -61,7 +81,7 @@ def test_majority_tag_baseline_is_lower_cased_and_unseen_is_o():
 
 def test_run_ner_writes_a_servable_model(tiny_checkpoint, tmp_path):
     args = TokenClassificationArguments(
-        model_name_or_path=tiny_checkpoint, max_train_samples=64, max_length=64
+        model_name_or_path=tiny_checkpoint, max_train_samples=64, max_length=64, label_all_tokens=True
     )
     training_args = TrainingArguments(
         output_dir=str(tmp_path),
@@ -133,3 +153,72 @@ def test_user_train_file_without_test_file_says_which_is_missing(tmp_path):
         load_token_classification_data(
             TokenClassificationArguments(train_file=str(jsonl), validation_file=str(jsonl))
         )
+
+
+def test_split_tweet_words_splits_like_the_ner_tweets():
+    text = (
+        "@paulwalk It's Empire State's view, can't wait!! http://bit.ly/bgCyZ0 #photography U.S. self-driving"
+    )
+    assert split_tweet_words(text) == [
+        "@paulwalk", "It", "'s", "Empire", "State", "'s", "view", ",", "ca", "n't", "wait", "!!",
+        "http://bit.ly/bgCyZ0", "#photography", "U.S", ".", "self-driving",
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_teacher(tiny_checkpoint, tmp_path_factory):
+    """A token classifier with the NER tags (random head): what run_ner.py saves, as far as tagging goes."""
+    folder = tmp_path_factory.mktemp("tiny-teacher")
+    labels = load_task_dataset("ner")["train"].features["ner_tags"].feature.names
+    torch.manual_seed(1)
+    load_task_model(
+        AutoModelForTokenClassification, tiny_checkpoint, labels, from_scratch=True
+    ).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_checkpoint, add_prefix_space=True).save_pretrained(folder)
+    return str(folder)
+
+
+def test_pseudo_labels_are_the_teachers_word_tags(tiny_teacher):
+    features = load_task_dataset("ner")["train"].features
+    pseudo = pseudo_labelled_tweets(tiny_teacher, 40, features, exclude=[])
+    assert len(pseudo) == 40 and pseudo.features == features
+    teacher = AutoModelForTokenClassification.from_pretrained(tiny_teacher).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_teacher)
+    for row in pseudo.select(range(5)):
+        assert len(row["ner_tags"]) == len(row["tokens"])
+        encoded = tokenizer(row["tokens"], is_split_into_words=True, return_tensors="pt")  # alone: no padding
+        with torch.no_grad():
+            predicted = teacher(**encoded).logits[0].argmax(-1).tolist()
+        word_ids = encoded.word_ids()
+        first = [predicted[word_ids.index(w)] for w in range(len(row["tokens"]))]
+        assert row["ner_tags"] == first
+    # A tweet that is also an NER evaluation tweet is never tagged for training.
+    kept = pseudo_labelled_tweets(tiny_teacher, 40, features, exclude=[pseudo[0]["tokens"]])
+    assert pseudo[0]["tokens"] not in kept["tokens"] and len(kept) == 40
+
+
+def test_pseudo_label_teacher_with_other_tags_is_refused(tiny_checkpoint, tmp_path):
+    load_task_model(AutoModelForTokenClassification, tiny_checkpoint, ["O", "B-PER"], True).save_pretrained(
+        tmp_path
+    )
+    features = load_task_dataset("ner")["train"].features
+    with pytest.raises(ValueError, match="fine-tune the teacher on this task"):
+        pseudo_labelled_tweets(str(tmp_path), 4, features, exclude=[])
+
+
+def test_run_ner_trains_on_pseudo_labelled_tweets(tiny_checkpoint, tiny_teacher, tmp_path):
+    args = TokenClassificationArguments(
+        model_name_or_path=tiny_checkpoint,
+        max_train_samples=16,
+        max_length=64,
+        pseudo_label_teacher=tiny_teacher,
+        pseudo_label_samples=48,
+        run_baseline=False,
+    )
+    training_args = TrainingArguments(
+        output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=8, report_to=[], use_cpu=True,
+        save_strategy="no",
+    )  # fmt: skip
+    results = run_token_classification(args, training_args)
+    assert results["pseudo_labelled"] == 48 and results["split_sizes"]["train"] == 16
+    assert "+ 48 unlabelled tweets" in (tmp_path / "README.md").read_text()
