@@ -109,11 +109,16 @@ def test_run_ner_writes_a_servable_model(tiny_checkpoint, tmp_path):
     assert json.loads((tmp_path / "config.json").read_text())["id2label"]["3"] == "B-facility"
 
     text = "Empire State Building in New York"
-    grouped = pipeline("token-classification", model=str(tmp_path), aggregation_strategy="simple")(text)
-    assert isinstance(grouped, list)
+    # "first" (the tag of a word's first sub-token, the one trained) groups whole words, "O" included here.
+    grouped = pipeline(
+        "token-classification", model=str(tmp_path), aggregation_strategy="first", ignore_labels=[]
+    )(text)
+    assert grouped and " ".join(entity["word"].strip() for entity in grouped) == text
     for entity in grouped:
         assert {"entity_group", "word", "score", "start", "end"} <= set(entity)
         assert 0 <= entity["start"] < entity["end"] <= len(text) and 0.0 <= entity["score"] <= 1.0
+        assert entity["start"] == 0 or text[entity["start"] - 1] == " "
+        assert entity["end"] == len(text) or text[entity["end"]] == " "
     tokens = pipeline("token-classification", model=str(tmp_path), ignore_labels=[])(text)
     assert tokens and all(t["entity"] in saved["labels"] for t in tokens)
     assert all(text[t["start"] : t["end"]].strip() for t in tokens)
