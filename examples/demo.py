@@ -13,7 +13,8 @@ import time
 from transformers import AutoModelForSequenceClassification, TrainingArguments, pipeline
 
 import sora_hf
-from sora_hf.training.classification import ClassificationArguments, run_classification
+from sora_hf.training.runner import run_task
+from sora_hf.training.tasks.classification import ClassificationArguments
 
 SENTENCES = [
     "I love how fast the new update made my phone!",
@@ -34,7 +35,8 @@ def main() -> None:
 
     print(f"1. the packaged pretrained Sora: {sora_hf.packaged_checkpoint_path('sora')}")
     print(f"2. fine-tuning on {args.train_samples:,} tweets of the sentiment task (1 epoch)")
-    results = run_classification(
+    results = run_task(
+        "classification",
         ClassificationArguments(
             model_name_or_path="sora", max_train_samples=args.train_samples, run_baseline=False
         ),

@@ -16,7 +16,7 @@ from transformers import AutoModelForSequenceClassification
 import sora_hf  # noqa: F401  (registers the Sora classes)
 from sora_hf.data.tasks import load_task_dataset
 from sora_hf.processing_sora import SoraProcessor
-from sora_hf.training.multimodal import (
+from sora_hf.training.tasks.multimodal import (
     TASKS,
     MultimodalArguments,
     MultimodalCollator,

@@ -24,7 +24,8 @@ from transformers import HfArgumentParser
 
 from sora_hf.hub import write_model_card
 from sora_hf.training.arguments import SoraTrainingArguments
-from sora_hf.training.classification import ClassificationArguments, run_classification
+from sora_hf.training.runner import run_task
+from sora_hf.training.tasks.classification import ClassificationArguments
 
 NAMES = {"none": "plain", "fgm": "FGM", "pgd": "PGD", "freelb": "FreeLB"}
 
@@ -155,7 +156,7 @@ def main() -> None:
             rows.append(row(method, json.loads(finished.read_text()), None))
             continue
         started = time.time()
-        results = run_classification(method_args, method_training_args)
+        results = run_task("classification", method_args, method_training_args)
         rows.append(row(method, results, time.time() - started))
         print(markdown_table(rows), flush=True)
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -8,19 +8,7 @@ Writes the model (served by `pipeline("text-classification", model=output_dir)`)
 logistic-regression baseline on the same test split).
 """
 
-import json
-
-from transformers import HfArgumentParser, TrainingArguments
-
-from sora_hf.training.classification import ClassificationArguments, run_classification
-
-
-def main() -> None:
-    parser = HfArgumentParser((ClassificationArguments, TrainingArguments))
-    args, training_args = parser.parse_args_into_dataclasses()
-    results = run_classification(args, training_args)
-    print(json.dumps({k: v for k, v in results.items() if k != "arguments"}, indent=2, default=str))
-
+from sora_hf.training.runner import script_main
 
 if __name__ == "__main__":
-    main()
+    script_main("classification")

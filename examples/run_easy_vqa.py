@@ -18,7 +18,7 @@ model and its SoraProcessor, `multimodal_results.json` (test accuracy, wall time
 table compares finished runs (the fused one last).
 """
 
-from sora_hf.training.multimodal import multimodal_main
+from multimodal_comparison import multimodal_main
 
 DESCRIPTION = (
     "A Sora sequence classifier with a vision tower (a stride-2 convolutional stem to 8x8 patches of a 64x64 "

@@ -10,19 +10,7 @@ TensorBoard logs, `loss_curve.png` and `ner_results.json` (test seqeval metrics 
 baseline on the same test split).
 """
 
-import json
-
-from transformers import HfArgumentParser, TrainingArguments
-
-from sora_hf.training.token_classification import TokenClassificationArguments, run_token_classification
-
-
-def main() -> None:
-    parser = HfArgumentParser((TokenClassificationArguments, TrainingArguments))
-    args, training_args = parser.parse_args_into_dataclasses()
-    results = run_token_classification(args, training_args)
-    print(json.dumps({k: v for k, v in results.items() if k != "arguments"}, indent=2, default=str))
-
+from sora_hf.training.runner import script_main
 
 if __name__ == "__main__":
-    main()
+    script_main("ner")

@@ -9,19 +9,7 @@ Writes the model (served by `pipeline("question-answering", model=output_dir)`),
 match / F1 and the word-overlap baseline on the same test questions, split sizes, steps, wall time, command).
 """
 
-import json
-
-from transformers import HfArgumentParser, TrainingArguments
-
-from sora_hf.training.question_answering import QuestionAnsweringArguments, run_question_answering
-
-
-def main() -> None:
-    parser = HfArgumentParser((QuestionAnsweringArguments, TrainingArguments))
-    args, training_args = parser.parse_args_into_dataclasses()
-    results = run_question_answering(args, training_args)
-    print(json.dumps({k: v for k, v in results.items() if k != "arguments"}, indent=2, default=str))
-
+from sora_hf.training.runner import script_main
 
 if __name__ == "__main__":
-    main()
+    script_main("qa")

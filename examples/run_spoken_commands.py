@@ -12,7 +12,7 @@ model and its SoraProcessor, `multimodal_results.json`, `confusion_matrix.png`, 
 `--card model_cards/sora-spoken-commands.md --compare runs/a runs/b` writes a card comparing finished runs.
 """
 
-from sora_hf.training.multimodal import multimodal_main
+from multimodal_comparison import multimodal_main
 
 DESCRIPTION = (
     "A Sora sequence classifier with an audio tower (64-band log-mel frames, two stride-2 convolutions, 2 "

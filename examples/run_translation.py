@@ -9,20 +9,7 @@ copy-the-source baseline on the same examples, split sizes, steps, wall time, co
 generate text (`--predict_with_generate` is on by default; `--generation_num_beams`, `--generation_max_length`).
 """
 
-import json
-
-from transformers import HfArgumentParser, Seq2SeqTrainingArguments
-
-from sora_hf.training.seq2seq import TranslationArguments, run_seq2seq
-
-
-def main() -> None:
-    parser = HfArgumentParser((TranslationArguments, Seq2SeqTrainingArguments))
-    parser.set_defaults(predict_with_generate=True)
-    args, training_args = parser.parse_args_into_dataclasses()
-    results = run_seq2seq(args, training_args)
-    print(json.dumps({k: v for k, v in results.items() if k != "arguments"}, indent=2, default=str))
-
+from sora_hf.training.runner import script_main
 
 if __name__ == "__main__":
-    main()
+    script_main("translation")

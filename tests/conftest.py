@@ -1,8 +1,13 @@
 """Shared pytest fixtures. Each fixture group is owned by the test module family named in its comment."""
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
+
+# the example scripts' shared modules (comparison drivers) import as they do when a script runs
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")

@@ -15,9 +15,9 @@ from sora_hf import (
     SoraForSequenceClassification,
     SoraForTokenClassification,
 )
+from sora_hf.embedding_perturbation import ascent_direction, project
 from sora_hf.training.arguments import SoraTrainingArguments
 from sora_hf.training.losses import build_loss_terms
-from sora_hf.training.losses.adversarial_base import ascent_direction, project
 from sora_hf.training.losses.fgm import FGMLoss
 from sora_hf.training.losses.freelb import FreeLBLoss
 from sora_hf.training.losses.pgd import PGDLoss

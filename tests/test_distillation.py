@@ -13,17 +13,18 @@ import pytest
 import torch
 from datasets import Dataset
 from peft import LoraConfig, TaskType, get_peft_model
+from run_distillation import DistillationArguments, run_distillation
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
 from sora_hf import SoraConfig, SoraForSequenceClassification, SoraTokenizer
+from sora_hf.metrics import load_metric
 from sora_hf.training.arguments import SoraTrainingArguments
 from sora_hf.training.distillation import (
-    DistillationArguments,
     DistillationCollator,
     cache_teacher_logits,
     check_distillation_setup,
+    evaluate_classifier,
     keep_every_kth_layer,
-    run_distillation,
     tokenizers_match,
 )
 from sora_hf.training.losses import LossInputs
@@ -383,6 +384,31 @@ def test_cached_logits_equal_the_live_teacher_and_skip_its_forward(
 # ---- Sora -> smaller Sora, token-level terms with a shared tokenizer --------------------------------------
 
 
+def test_evaluate_classifier_scores_the_models_own_argmax(minilm_tokenizer):
+    torch.manual_seed(1)  # large initial weights: texts get different classes, each by a clear margin
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=48,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=3,
+        initializer_range=0.5,
+    )
+    teacher = BertForSequenceClassification(config).eval()
+    encoded = minilm_tokenizer(TEXTS, truncation=True, max_length=16, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        predicted = teacher(**encoded).logits.argmax(-1).tolist()
+    assert len(set(predicted)) > 1
+    # labels that are the direct predictions: a changed prediction or order would cost accuracy (batches 3, 3, 2)
+    own = evaluate_classifier(teacher, minilm_tokenizer, train_set(predicted), max_length=16, batch_size=3)
+    assert own["accuracy"] == 1.0
+    expected = load_metric("accuracy_f1").compute(predictions=predicted, references=LABELS)
+    actual = evaluate_classifier(teacher, minilm_tokenizer, train_set(), max_length=16, batch_size=3)
+    assert actual == pytest.approx(expected)
+
+
 def test_keep_every_kth_layer_keeps_the_chosen_layers():
     model = tiny_student(num_layers=4)
     small = keep_every_kth_layer(model, 2)
@@ -410,6 +436,10 @@ def test_keep_every_kth_layer_keeps_the_chosen_layers():
 def test_hidden_state_and_attention_terms_with_a_shared_tokenizer(tmp_path, sora_tokenizer):
     teacher = tiny_student(num_layers=4, seed=3)
     student = keep_every_kth_layer(tiny_student(num_layers=4, seed=4), 2)
+    with pytest.raises(ValueError, match="only eager attention returns"):  # never switched behind the user's back
+        make_trainer(tmp_path, student, sora_tokenizer, teacher, sora_tokenizer, distill_attention_weight=10.0)
+    for model in (teacher, student):
+        model.set_attn_implementation("eager")
     trainer = make_trainer(
         tmp_path,
         student,
@@ -468,11 +498,14 @@ def test_token_level_terms_across_tokenizers_are_refused(tmp_path, sora_tokenize
     )
     with pytest.raises(ValueError, match="Token-level hidden-state distillation needs .* share a tokenizer"):
         trainer.train()
+    student, teacher = tiny_student(), tiny_teacher()
+    for model in (student, teacher):
+        model.set_attn_implementation("eager")
     trainer = make_trainer(
         tmp_path / "attention",
-        tiny_student(),
+        student,
         sora_tokenizer,
-        tiny_teacher(),
+        teacher,
         minilm_tokenizer,
         distill_attention_weight=1.0,
     )

@@ -1,16 +1,19 @@
-"""Pretraining through Trainer: the loss goes down, and an interrupted run resumes onto the same curve."""
+"""Pretraining through SoraTrainer: the loss goes down, an interrupted run resumes onto the same curve, and the
+held-out evaluation through Trainer.predict scores what a plain loop over the same batches scores."""
 
+import math
 from pathlib import Path
 
 import pytest
 import torch
 from datasets import Dataset
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import TrainerCallback, TrainingArguments
 
 from sora_hf import SoraConfig, SoraForPreTraining, train_sora_tokenizer
 from sora_hf.training.collators import DataCollatorForSoraPretraining
 from sora_hf.training.pretraining import evaluate_pretraining, freeze_all_but_decoder
 from sora_hf.training.pretraining_data import prepare_pretraining_dataset
+from sora_hf.training.trainer import SoraTrainer
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sample_text.txt"
 
@@ -60,7 +63,7 @@ def trainer_for(model, tokenizer, chunks, output_dir, max_steps, save_steps=None
         remove_unused_columns=False,
     )
     collator = DataCollatorForSoraPretraining(tokenizer)
-    return Trainer(model=model, args=args, train_dataset=chunks, data_collator=collator)
+    return SoraTrainer(model=model, args=args, train_dataset=chunks, data_collator=collator)
 
 
 class StopAfterStep(TrainerCallback):
@@ -86,6 +89,64 @@ def test_a_few_pretraining_steps_lower_the_loss(tokenizer_and_chunks, tmp_path):
     after = evaluate_pretraining(model, held_out, DataCollatorForSoraPretraining(tokenizer, seed=0))
     assert after["mlm_loss"] < before["mlm_loss"] - 0.5
     assert after["denoising_loss"] < before["denoising_loss"] - 0.5
+
+
+@torch.no_grad()
+def loop_metrics(model, dataset, collator, batch_size) -> dict[str, float]:
+    """The held-out metrics by hand: one forward per batch of `batch_size` chunks, in order."""
+    model.eval()
+    sums = dict.fromkeys(
+        ["mlm_correct", "mlm", "mlm_loss", "nsp_correct", "denoising_loss", "denoising"], 0.0
+    )
+    for start in range(0, len(dataset), batch_size):
+        batch = collator([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+        if model.model.decoder is None:
+            for key in ("denoising_input_ids", "denoising_attention_mask", "decoder_labels"):
+                batch.pop(key, None)
+        output = model(**batch)
+        labels = batch["labels"][batch["labels"] != -100]
+        sums["mlm_correct"] += int((output.prediction_logits.argmax(-1) == labels).sum())
+        sums["mlm"] += labels.numel()
+        sums["mlm_loss"] += float(output.mlm_loss) * labels.numel()
+        sums["nsp_correct"] += int(
+            (output.seq_relationship_logits.argmax(-1) == batch["next_sentence_label"]).sum()
+        )
+        if output.denoising_loss is not None:
+            tokens = int((batch["decoder_labels"] != -100).sum())
+            sums["denoising_loss"] += float(output.denoising_loss) * tokens
+            sums["denoising"] += tokens
+    metrics = {
+        "mlm_accuracy": sums["mlm_correct"] / sums["mlm"],
+        "mlm_loss": sums["mlm_loss"] / sums["mlm"],
+        "mlm_perplexity": math.exp(sums["mlm_loss"] / sums["mlm"]),
+        "nsp_accuracy": sums["nsp_correct"] / len(dataset),
+        "eval_chunks": len(dataset),
+    }
+    if sums["denoising"]:
+        metrics["denoising_loss"] = sums["denoising_loss"] / sums["denoising"]
+        metrics["denoising_perplexity"] = math.exp(metrics["denoising_loss"])
+    return metrics
+
+
+@pytest.mark.parametrize("with_decoder", [True, False])
+def test_evaluation_through_trainer_predict_equals_a_plain_loop(tokenizer_and_chunks, with_decoder):
+    tokenizer, chunks = tokenizer_and_chunks
+    torch.manual_seed(0)
+    model = SoraForPreTraining(tiny_config(tokenizer, is_encoder_decoder=with_decoder))
+    held_out = chunks.select(range(21))  # batches of 8, 8 and 5
+    expected = loop_metrics(model, held_out, DataCollatorForSoraPretraining(tokenizer, seed=0), batch_size=8)
+    state = torch.get_rng_state()
+    # the collator denoises even for the encoder-only model: the evaluation drops what it cannot read
+    actual = evaluate_pretraining(
+        model, held_out, DataCollatorForSoraPretraining(tokenizer, seed=0), batch_size=8
+    )
+    assert torch.equal(
+        torch.get_rng_state(), state
+    )  # Trainer() reseeds: the caller's random state comes back
+    assert actual.keys() == expected.keys()
+    assert ("denoising_loss" in actual) == with_decoder
+    for key, value in expected.items():
+        assert actual[key] == pytest.approx(value, rel=1e-5), key
 
 
 def test_resumed_run_reproduces_the_uninterrupted_loss_curve(tokenizer_and_chunks, tmp_path):

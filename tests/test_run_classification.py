@@ -9,10 +9,10 @@ from transformers import TrainingArguments, pipeline
 
 from sora_hf import SoraConfig, SoraForPreTraining, train_sora_tokenizer
 from sora_hf.data.tasks import load_task_dataset
-from sora_hf.training.classification import (
+from sora_hf.training.runner import run_task
+from sora_hf.training.tasks.classification import (
     ClassificationArguments,
     load_classification_data,
-    run_classification,
 )
 
 
@@ -47,7 +47,7 @@ def test_run_classification_writes_a_servable_model_and_plots(tiny_checkpoint, t
         save_strategy="no",
         logging_steps=1,
     )
-    results = run_classification(args, training_args)
+    results = run_task("classification", args, training_args)
     assert 0.0 <= results["test"]["test_accuracy"] <= 1.0 and results["steps"] == 4
     assert results["split_sizes"] == {"train": 64, "validation": 3666, "test": 3666}
     assert 0.3 < results["baseline_tfidf_logreg_accuracy"] < 1.0
@@ -114,7 +114,7 @@ def test_parameter_efficient_runs_train_only_their_share(tiny_checkpoint, tmp_pa
         output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=16, report_to=[], use_cpu=True,
         save_strategy="no", learning_rate=1e-2,
     )  # fmt: skip
-    results = run_classification(args, training_args)
+    results = run_task("classification", args, training_args)
     assert 0 < results["trainable_parameters"] < results["total_parameters"]
     assert results["peak_memory_mib"] >= results["peak_memory_before_training_mib"] > 0
     trained = pipeline("text-classification", model=str(tmp_path)).model

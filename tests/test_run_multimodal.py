@@ -7,18 +7,23 @@ import sys
 from pathlib import Path
 
 import pytest
+from multimodal_comparison import write_comparison_card
 from PIL import Image
 from transformers import AutoModelForSequenceClassification, AutoProcessor, TrainingArguments
 
 from sora_hf.data.tasks import load_task_dataset
 from sora_hf.data.tasks.spoken_commands import read_audio
-from sora_hf.training.multimodal import (
+from sora_hf.training.runner import run_task
+from sora_hf.training.tasks.multimodal import (
     MultimodalArguments,
     accuracy_by_question_kind,
     label_balanced_sampler,
-    run_multimodal,
-    write_comparison_card,
 )
+
+
+def run_multimodal(arguments: MultimodalArguments, training_args) -> dict:
+    return run_task(arguments.task, arguments, training_args)
+
 
 TINY = dict(
     hidden_size=32,
@@ -31,6 +36,7 @@ TINY = dict(
     num_mel_bins=16,
     max_train_samples=32,
     max_eval_samples=16,
+    max_test_samples=16,
 )
 
 

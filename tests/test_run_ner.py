@@ -11,14 +11,14 @@ from sora_hf import SoraConfig, SoraForPreTraining, train_sora_tokenizer
 from sora_hf.data.tasks import load_task_dataset
 from sora_hf.training.finetuning import load_task_model
 from sora_hf.training.pseudo_labels import pseudo_labelled_tweets, split_tweet_words
-from sora_hf.training.token_classification import (
+from sora_hf.training.runner import run_task
+from sora_hf.training.tasks.token_classification import (
     IGNORE_INDEX,
     TokenClassificationArguments,
     align_labels,
     continuation_tag_ids,
     load_token_classification_data,
     majority_tag_baseline,
-    run_token_classification,
 )
 
 
@@ -93,7 +93,7 @@ def test_run_ner_writes_a_servable_model(tiny_checkpoint, tmp_path):
         save_strategy="no",
         logging_steps=1,
     )
-    results = run_token_classification(args, training_args)
+    results = run_task("ner", args, training_args)
     assert results["steps"] == 4
     assert results["split_sizes"] == {"train": 64, "validation": 234, "test": 244}
     for key in ("test_precision", "test_recall", "test_f1", "test_accuracy"):
@@ -224,6 +224,6 @@ def test_run_ner_trains_on_pseudo_labelled_tweets(tiny_checkpoint, tiny_teacher,
         output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=8, report_to=[], use_cpu=True,
         save_strategy="no",
     )  # fmt: skip
-    results = run_token_classification(args, training_args)
+    results = run_task("ner", args, training_args)
     assert results["pseudo_labelled"] == 48 and results["split_sizes"]["train"] == 16
     assert "+ 48 unlabelled tweets" in (tmp_path / "README.md").read_text()

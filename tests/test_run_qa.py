@@ -10,12 +10,12 @@ from transformers import AutoTokenizer, TrainingArguments, pipeline
 
 from sora_hf import SoraConfig, SoraForPreTraining, train_sora_tokenizer
 from sora_hf.data.tasks import load_task_dataset
-from sora_hf.training.question_answering import (
+from sora_hf.training.runner import run_task
+from sora_hf.training.tasks.question_answering import (
     QuestionAnsweringArguments,
     load_question_answering_data,
     postprocess_predictions,
     prepare_features,
-    run_question_answering,
     word_overlap_baseline,
 )
 
@@ -117,7 +117,7 @@ def test_run_qa_writes_a_servable_model_card_and_logs(tiny_checkpoint, tmp_path)
         eval_steps=4,
         logging_steps=1,
     )
-    results = run_question_answering(args, training_args)
+    results = run_task("qa", args, training_args)
     assert results["steps"] == 4
     assert results["split_sizes"] == {"train": 64, "validation": 32, "test": 100}
     assert 0.0 <= results["test"]["test_exact_match"] <= results["test"]["test_f1"] <= 100.0

@@ -10,7 +10,8 @@ from transformers import Seq2SeqTrainingArguments, pipeline
 from sora_hf import SoraConfig, SoraForPreTraining, train_sora_tokenizer
 from sora_hf.data.tasks import load_task_dataset
 from sora_hf.metrics import load_metric
-from sora_hf.training.seq2seq import (
+from sora_hf.training.runner import run_task
+from sora_hf.training.tasks.seq2seq import (
     DialogueArguments,
     SummarizationArguments,
     TranslationArguments,
@@ -18,7 +19,6 @@ from sora_hf.training.seq2seq import (
     lead_words_baseline,
     load_seq2seq_data,
     most_frequent_response_baseline,
-    run_seq2seq,
 )
 
 
@@ -90,7 +90,7 @@ def test_run_translation_writes_a_servable_model_card_and_logs(tiny_checkpoint, 
     training_args = _training_args(
         tmp_path, eval_strategy="steps", eval_steps=3, report_to=["tensorboard"], generation_num_beams=2
     )
-    results = run_seq2seq(args, training_args)
+    results = run_task(args.task, args, training_args)
     assert results["task"] == "translation" and results["metric"] == "chrf" and results["steps"] == 3
     assert results["split_sizes"] == {"train": 32, "validation": 8, "test": 8}
     assert results["full_test_size"] == 3265
@@ -121,7 +121,7 @@ def test_run_summarization_on_the_built_in_slice(tiny_checkpoint, tmp_path):
         max_source_length=64,
         max_target_length=16,
     )
-    results = run_seq2seq(args, _training_args(tmp_path, max_steps=2))
+    results = run_task(args.task, args, _training_args(tmp_path, max_steps=2))
     assert results["metric"] == "rougeL" and results["split_sizes"]["test"] == 8
     assert 0.0 < results["baseline_first_7_words_rougeL"] < 1.0
     assert {"test_rouge1", "test_rouge2", "test_rougeL"} <= set(results["test"])
@@ -172,4 +172,4 @@ def test_built_in_translation_rejects_an_unknown_language_and_generation_must_be
     with pytest.raises(ValueError, match="target_lang='fr'"):
         load_seq2seq_data(TranslationArguments(target_lang="fr"))
     with pytest.raises(ValueError, match="predict_with_generate"):
-        run_seq2seq(DialogueArguments(), _training_args(tmp_path, predict_with_generate=False))
+        run_task("dialogue", DialogueArguments(), _training_args(tmp_path, predict_with_generate=False))

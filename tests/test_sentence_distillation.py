@@ -25,6 +25,7 @@ from sora_hf.training.pretraining import PretrainingArguments, run_pretraining
 from sora_hf.training.sentence_distillation import (
     SentenceTeacher,
     align_token_states,
+    evaluate_sentence_distillation,
     prepare_sentence_distillation_dataset,
     resolve_sentence_teacher,
     select_distillation_texts,
@@ -210,6 +211,66 @@ def test_collator_masks_single_texts_and_passes_the_teacher_embeddings(tokenizer
     ]
     with pytest.raises(ValueError, match="teacher_embedding"):
         DataCollatorForSentenceDistillation(tokenizer)([{"sentences": [[5, 6, 7]]}])
+
+
+@torch.no_grad()
+def loop_agreement(model, dataset, collator, batch_size) -> dict[str, float]:
+    """The held-out agreement by hand: one forward per batch of `batch_size` texts, in order."""
+    model.eval()
+    with_tokens = "teacher_token_states" in dataset.column_names
+    cosines, distances, token_cosines, token_errors, token_targets = [], [], [], [], []
+    for start in range(0, len(dataset), batch_size):
+        rows = dataset[start : start + batch_size]
+        input_ids, valid = collator.padded_encoder_rows(collator.single_text_rows(rows["sentences"]))
+        output = model(input_ids=input_ids, attention_mask=valid.long())
+        predicted, target = output.sentence_embeddings.float(), torch.tensor(rows["teacher_embedding"])
+        cosines.append(torch.nn.functional.cosine_similarity(predicted, target, dim=-1))
+        distances.append((predicted - target).pow(2).sum(-1))
+        if with_tokens:
+            examples = [{"teacher_token_states": states} for states in rows["teacher_token_states"]]
+            chunks = [list(map(list, chunk)) for chunk in rows["sentences"]]
+            states, mask = aligned_token_batch(examples, chunks, input_ids.shape[1])
+            mask = mask.bool()
+            predicted_states = output.token_states.float()[mask]
+            token_cosines.append(
+                torch.nn.functional.cosine_similarity(predicted_states, states[mask], dim=-1)
+            )
+            token_errors.append((predicted_states - states[mask]).pow(2).mean(-1))
+            token_targets.append(states[mask])
+    metrics = {
+        "sentence_cosine_similarity": float(torch.cat(cosines).mean()),
+        "sentence_squared_distance": float(torch.cat(distances).mean()),
+        "sentence_eval_texts": len(dataset),
+    }
+    if with_tokens:
+        targets = torch.cat(token_targets)
+        metrics["token_cosine_similarity"] = float(torch.cat(token_cosines).mean())
+        metrics["token_mean_squared_error"] = float(torch.cat(token_errors).mean())
+        metrics["token_mean_target_squared_error"] = float((targets - targets.mean(0)).pow(2).mean())
+    return metrics
+
+
+@pytest.mark.parametrize("with_tokens", [True, False])
+def test_evaluation_through_trainer_predict_equals_a_plain_loop(tokenizer, with_tokens):
+    rows = distillation_rows(tokenizer, TEXTS * 3)
+    rng = np.random.default_rng(1)
+    for row in rows:
+        states = rng.normal(size=(len(row["sentences"][0]), 4)).astype(np.float16)
+        states[1] = 0  # a token without teacher characters
+        row["teacher_token_states"] = states.reshape(-1)
+    dataset = Dataset.from_list(rows)
+    if with_tokens:  # read as prepare_sentence_distillation_dataset reads them
+        dataset = dataset.with_format("numpy", columns=["teacher_token_states"], output_all_columns=True)
+    else:
+        dataset = dataset.remove_columns("teacher_token_states")
+    torch.manual_seed(0)
+    model = SoraForPreTraining(tiny_config(tokenizer, token_distillation_size=4))
+    collator = DataCollatorForSentenceDistillation(tokenizer, seed=0)
+    expected = loop_agreement(model, dataset, collator, batch_size=5)  # batches of 5, 5, 5 and 3
+    actual = evaluate_sentence_distillation(model, dataset, collator, batch_size=5)
+    assert actual.keys() == expected.keys()
+    for key, value in expected.items():
+        assert actual[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
 
 
 def test_text_selection_keeps_whole_sources_and_one_sentence_per_other_document():

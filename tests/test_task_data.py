@@ -4,7 +4,7 @@ import json
 import re
 
 import pytest
-from datasets import ClassLabel, DatasetDict
+from datasets import DatasetDict
 
 from sora_hf.data.installed_packages import require_path
 from sora_hf.data.tasks import (
@@ -12,6 +12,7 @@ from sora_hf.data.tasks import (
     SPLITS,
     TASKS,
     MissingDataError,
+    UserInputError,
     build_task_dataset,
     hash_split,
     load_task_dataset,
@@ -187,10 +188,12 @@ def test_cache_folder_version_and_rebuild(tmp_path):
 
 
 def test_bad_task_and_options():
-    with pytest.raises(ValueError, match="Unknown task 'poetry'.*sentiment"):
+    with pytest.raises(UserInputError, match="Unknown task 'poetry'.*sentiment"):
         load_task_dataset("poetry")
-    with pytest.raises(ValueError, match="text_column.*only apply to data_files"):
+    with pytest.raises(UserInputError, match="text_column.*only apply to data_files"):
         load_task_dataset("sentiment", text_column="review")
+    with pytest.raises(UserInputError, match="'classification' task has no built-in dataset.*--train_file"):
+        load_task_dataset("classification")
 
 
 def test_missing_data_packages_name_the_install_command(tmp_path, monkeypatch):
@@ -214,76 +217,4 @@ def test_missing_data_packages_name_the_install_command(tmp_path, monkeypatch):
         build_task_dataset("translation")
 
 
-# --- users' own files -------------------------------------------------------------------------------------
-
-
-def write(path, text):
-    path.write_text(text, encoding="utf-8")
-    return str(path)
-
-
-def test_user_csv_with_named_columns(tmp_path):
-    train = write(
-        tmp_path / "train.csv", "review,stars\ngreat phone,5\nbroke in a day,1\nfine,2\nsuperb,10\n"
-    )
-    test = write(tmp_path / "test.csv", "review,stars\nawful,1\n")
-    data = load_task_dataset(
-        "sentiment", data_files={"train": train, "test": test}, text_column="review", label_column="stars"
-    )
-    assert set(data) == {"train", "test"}
-    assert data["train"].features["label"] == ClassLabel(names=["1", "2", "5", "10"])  # numeric order
-    assert data["train"]["text"] == ["great phone", "broke in a day", "fine", "superb"]
-    assert data["train"]["label"] == [2, 0, 1, 3] and data["test"]["label"] == [0]
-
-    named = load_task_dataset(
-        "sentiment", train, text_column="review", label_column="stars", label_names=["1", "2", "5", "10", "x"]
-    )
-    assert named["train"].features["label"].names[-1] == "x"
-
-
-def test_user_csv_with_missing_or_misnamed_column(tmp_path):
-    train = write(tmp_path / "reviews.csv", "review,stars\ngreat phone,5\n")
-    with pytest.raises(ValueError, match=r"Column 'text' \(text_column\) not found.*\['review', 'stars'\]"):
-        load_task_dataset("sentiment", data_files={"train": train}, label_column="stars")
-    with pytest.raises(ValueError, match=r"Column 'reviews' \(text_column\).*\['review', 'stars'\]"):
-        load_task_dataset(
-            "sentiment", data_files={"train": train}, text_column="reviews", label_column="stars"
-        )
-    with pytest.raises(ValueError, match=r"unknown arguments \['txt_column'\]"):
-        load_task_dataset("sentiment", data_files=train, txt_column="review")
-    with pytest.raises(ValueError, match="no such file"):
-        load_task_dataset("sentiment", data_files=str(tmp_path / "nope.csv"))
-
-
-def test_user_files_for_every_task(tmp_path):
-    rows = [{"words": ["Ada", "Lovelace", "wrote"], "tags": ["B-person", "I-person", "O"]}]
-    ner_file = write(tmp_path / "ner.jsonl", "\n".join(json.dumps(r) for r in rows))
-    ner = load_task_dataset("ner", ner_file, tokens_column="words", tags_column="tags")
-    assert ner["train"].features["ner_tags"].feature.names == ["O", "B-person", "I-person"]
-    assert ner["train"][0]["ner_tags"] == [1, 2, 0]
-    csv_ner = write(tmp_path / "ner.csv", "tokens,ner_tags\nAda wrote,B-person O\nwrote,O O\n")
-    with pytest.raises(ValueError, match="row 1: 1 tokens in 'tokens' but 2 tags"):
-        load_task_dataset("ner", csv_ner)
-
-    qa_file = write(
-        tmp_path / "qa.csv", "q,c,a\nwho wrote it?,It was written by Ada Lovelace.,ada lovelace\n"
-    )
-    qa = load_task_dataset("qa", qa_file, question_column="q", context_column="c", answers_column="a")
-    assert qa["train"][0]["answers"] == {"text": ["Ada Lovelace"], "answer_start": [18]}
-    bad_qa = write(tmp_path / "bad_qa.csv", "question,context,answers\nwho?,It was Ada.,Grace\n")
-    with pytest.raises(ValueError, match="answer 'Grace'.*not a span"):
-        load_task_dataset("qa", bad_qa)
-
-    mt = load_task_dataset(
-        "translation", write(tmp_path / "mt.csv", "en,de\nhello,hallo\n"), target_lang="de"
-    )
-    assert mt["train"][0]["translation"] == {"en": "hello", "de": "hallo"}
-    summ = load_task_dataset(
-        "summarization", write(tmp_path / "s.tsv", "text\ttitle\na long text\tshort\n"),
-        document_column="text", summary_column="title",
-    )  # fmt: skip
-    assert summ["train"][0] == {"document": "a long text", "summary": "short"}
-    chat = load_task_dataset(
-        "dialogue", write(tmp_path / "d.json", json.dumps({"context": "hi", "response": "hey"}))
-    )
-    assert chat["train"][0] == {"id": "train-0", "context": "hi", "response": "hey"}
+# users' own files: tests/test_user_files.py

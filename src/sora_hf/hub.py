@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,9 @@ from huggingface_hub import (
     snapshot_download,
 )
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+from huggingface_hub.utils import filter_repo_objects
+
+from .redaction import find_token
 
 try:  # the transport library of huggingface_hub 2.x (httpx before that)
     import httpx2 as _httpx
@@ -133,8 +137,11 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
-def _markdown_table(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(":---:" for _ in header) + "|"]
+def markdown_table(header: list[str], rows: list[list[Any]], align: str | None = None) -> str:
+    """A markdown table; `align` gives each column's alignment (l, r or c; default: centred)."""
+    rules = {"l": "---", "r": "---:", "c": ":---:"}
+    align = align or "c" * len(header)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(rules[a] for a in align) + "|"]
     lines += ["| " + " | ".join(_format_value(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
 
@@ -148,7 +155,7 @@ def training_results_table(log_history: list[dict]) -> str:
     eval_entries = [entry for entry in log_history if "eval_loss" in entry]
     if not eval_entries:
         rows = [[e["loss"], _epoch(e), e.get("step", "")] for e in log_history if "loss" in e]
-        return _markdown_table(["Training Loss", "Epoch", "Step"], rows) if rows else ""
+        return markdown_table(["Training Loss", "Epoch", "Step"], rows) if rows else ""
     metric_keys = [key for key in eval_entries[-1] if _metric_name(key) not in (None, "loss")]
     header = [
         "Training Loss",
@@ -164,7 +171,7 @@ def training_results_table(log_history: list[dict]) -> str:
         elif "eval_loss" in entry:
             row = [last_train_loss, _epoch(entry), entry.get("step", ""), entry["eval_loss"]]
             rows.append(row + [entry.get(key, "") for key in metric_keys])
-    return _markdown_table(header, rows)
+    return markdown_table(header, rows)
 
 
 def hyperparameters_from_args(args: Any) -> dict[str, Any]:
@@ -325,7 +332,7 @@ def write_model_card(
         base_model=finetuned_from,
         dataset_names=dataset_names,
         auto_class=TASK_AUTO_CLASSES.get(task, "AutoModel"),
-        results_table=_markdown_table(["metric", "value"], results_rows) if results_rows else "",
+        results_table=markdown_table(["metric", "value"], results_rows) if results_rows else "",
         eval_dataset=f"the {dataset_split} split of {dataset_names}" if dataset_split else dataset_names,
         hyperparameters=hyperparameters_from_args(args),
         training_table=training_results_table(log_history),
@@ -371,8 +378,157 @@ def _connection_error(
     )
 
 
+# What `push` sends by default: the model (and adapter), tokenizer/processor files, card, plots and results.
+# Patterns are huggingface_hub's (`upload_folder`'s allow_patterns/ignore_patterns): fnmatch, `*` crosses `/`.
+PUSH_ALLOW_PATTERNS = (
+    "*.safetensors",  # weights: model.safetensors, adapter_model.safetensors, adapter/...
+    "*.json",  # config, generation/adapter/tokenizer/processor configs, modules.json, *_results.json
+    "*.txt",  # merges.txt, vocab.txt
+    "*.model",  # sentencepiece tokenizers
+    "*.bpe",
+    "*.tiktoken",
+    "*.jinja",  # chat templates
+    "*.md",  # README.md (the model card)
+    "*.png",  # plots
+    "*.jpg",
+    "*.jpeg",
+    "*.svg",
+)
+PUSH_IGNORE_PATTERNS = (
+    "checkpoint-*/*",  # Trainer checkpoints: the weights again, plus optimizer and scheduler state
+    "*/checkpoint-*/*",
+    "runs/*",  # TensorBoard event logs (the Trainer's default logging_dir)
+    "*/runs/*",
+    "*tfevents*",
+    "wandb/*",
+    "*/wandb/*",
+    "mlruns/*",
+    "*/mlruns/*",
+    "trainer_state.json",
+    "*/trainer_state.json",
+    "*.bin",  # pickles (training_args.bin, optimizer state): loading one runs code
+    "*.pt",
+    "*.pth",
+    "*.pkl",
+    "*.pickle",
+    "*.ckpt",
+    ".*",  # hidden files and folders (.env, .ipynb_checkpoints)
+    "*/.*",
+)
+# Text files searched for Hugging Face tokens before anything is sent.
+TOKEN_CHECKED_SUFFIXES = frozenset(
+    ".md .json .jsonl .txt .yaml .yml .csv .tsv .jinja .py .cfg .toml .log".split()
+)
+
+
+@dataclass
+class PushPlan:
+    """What `push_folder` sends from `folder`: `files` (relative POSIX paths, sorted) and the files it leaves out."""
+
+    folder: Path
+    files: list[str]
+    left_out: list[str]
+
+
+def _is_inside(path: Path, root: Path) -> bool:
+    return path.resolve().is_relative_to(root)
+
+
+def _walk_folder(root: Path) -> tuple[list[str], list[str], list[str]]:
+    """Files under `root`, and the file and folder symlinks under it that lead outside it (relative paths)."""
+    files, outside_files, outside_folders = [], [], []
+    # followlinks=False: a linked folder is never entered (one inside `root` is reached under its real path).
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        dirnames[:] = sorted(name for name in dirnames if name not in _SKIPPED_FOLDERS)
+        for name in dirnames:
+            if (here / name).is_symlink() and not _is_inside(here / name, root):
+                outside_folders.append((here / name).relative_to(root).as_posix())
+        for name in filenames:
+            path = here / name
+            relative = path.relative_to(root).as_posix()
+            if path.is_symlink() and not _is_inside(path, root):
+                outside_files.append(relative)
+            elif path.is_file():  # also drops broken links, sockets and fifos
+                files.append(relative)
+    return files, outside_files, outside_folders
+
+
+def _select(paths: Sequence[str], include: Sequence[str], exclude: Sequence[str]) -> list[str]:
+    """The default set plus what `include` matches, less what `exclude` matches."""
+    chosen = set(
+        filter_repo_objects(paths, allow_patterns=PUSH_ALLOW_PATTERNS, ignore_patterns=PUSH_IGNORE_PATTERNS)
+    )
+    if include:
+        chosen.update(filter_repo_objects(paths, allow_patterns=list(include)))
+    return sorted(filter_repo_objects(chosen, ignore_patterns=list(exclude)))
+
+
+def _check_no_tokens(folder: Path, files: Sequence[str]) -> None:
+    found = []
+    for relative in files:
+        if Path(relative).suffix.lower() not in TOKEN_CHECKED_SUFFIXES:
+            continue
+        with open(folder / relative, encoding="utf-8", errors="replace") as text:
+            line = next((number for number, content in enumerate(text, 1) if find_token(content)), None)
+        if line is not None:
+            found.append(f"{relative} (line {line})")
+    if found:
+        raise ValueError(
+            f"Refusing to push {folder}: {', '.join(found)} contain{'s' if len(found) == 1 else ''} a string that "
+            "looks like a Hugging Face token (hf_...). Remove it (sora_hf.redaction.redact_text replaces tokens) "
+            "or leave the file out with --exclude PATTERN; then revoke the token if it was ever shared."
+        )
+
+
+def plan_push(
+    folder: str | os.PathLike, *, include: Sequence[str] = (), exclude: Sequence[str] = ()
+) -> PushPlan:
+    """The files of `folder` a push sends: the default set, plus `include` matches, less `exclude` matches.
+
+    The default set is every file matching `PUSH_ALLOW_PATTERNS` and no `PUSH_IGNORE_PATTERNS`: the model,
+    adapter, tokenizer/processor files, card, plots and results, without Trainer checkpoints, optimizer state,
+    pickles or logs. A file an `include` pattern matches is sent even if a default ignore pattern matches it
+    (`include=["*"]` sends everything); `exclude` wins over both. Symlinks are never followed out of `folder`:
+    a link leading outside that would be sent raises ValueError, as does a text file holding an `hf_` token.
+    """
+    folder = Path(folder)
+    root = folder.resolve()
+    if not root.is_dir():
+        raise ValueError(
+            f"--folder {folder} is not a folder with files in it: pass the folder save_pretrained wrote."
+        )
+    include, exclude = _as_list(include), _as_list(exclude)
+    all_files, outside_files, outside_folders = _walk_folder(root)
+    # a linked folder counts as sent when its path with a trailing slash is (`--exclude data` also drops `data`)
+    escaping = _select(outside_files, include, exclude) + [
+        name
+        for name in outside_folders
+        if _select([name + "/"], include, exclude)
+        and list(filter_repo_objects([name], ignore_patterns=exclude))
+    ]
+    if escaping:
+        links = ", ".join(f"{name} -> {os.path.realpath(root / name)}" for name in sorted(escaping))
+        raise ValueError(
+            f"Refusing to push {folder}: symlinks lead outside it ({links}). A push never follows links out of "
+            "the folder: copy what you mean to share into it (cp -L), or leave the links out with --exclude."
+        )
+    if not all_files:
+        raise ValueError(
+            f"--folder {folder} is not a folder with files in it: pass the folder save_pretrained wrote."
+        )
+    files = _select(all_files, include, exclude)
+    if not files:
+        raise ValueError(
+            f"None of the {len(all_files)} files in {folder} is selected for the push: add them with "
+            "--include PATTERN (--include '*' pushes everything)."
+        )
+    _check_no_tokens(root, files)
+    return PushPlan(folder=folder, files=files, left_out=sorted(set(all_files) - set(files)))
+
+
 def push_folder(
-    folder: str | os.PathLike,
+    folder: str | os.PathLike | PushPlan,
     repo_id: str,
     *,
     token: str | None = None,
@@ -381,28 +537,27 @@ def push_folder(
     commit_message: str | None = None,
     create: bool = True,
     endpoint: str | None = None,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
 ) -> CommitInfo:
-    """Upload every file of `folder` to `repo_id` in one commit (creating the repo, and the branch `revision`).
+    """Upload the files `plan_push` selects from `folder` to `repo_id` in one commit (creating the repo/branch).
 
-    One `create_commit` call carries every file, and the Hub applies a commit whole or not at all: after a lost
-    connection nothing half-written is on the Hub and the same call can be repeated. (`upload_folder` in
-    huggingface_hub 2.x may split a folder into several commits and retries the commit call by itself.)
-    The local folder is only read.
+    By default that is the model, tokenizer, card, plots and results, never checkpoints, optimizer state, pickles
+    or logs; `include`/`exclude` (fnmatch patterns) add to and remove from that set. One `create_commit` call
+    carries every file, and the Hub applies a commit whole or not at all: after a lost connection nothing
+    half-written is on the Hub and the same call can be repeated. (`upload_folder` in huggingface_hub 2.x may
+    split a folder into several commits and retries the commit call by itself.) The local folder is only read.
+    `folder` may be the `PushPlan` that `plan_push` returned (e.g. after showing it), which is then sent as is.
     """
-    folder = Path(folder)
-    files = (
-        [
-            path
-            for path in sorted(folder.rglob("*"))
-            if path.is_file() and not set(path.relative_to(folder).parts) & _SKIPPED_FOLDERS
-        ]
-        if folder.is_dir()
-        else []
-    )
-    if not files:
-        raise ValueError(
-            f"--folder {folder} is not a folder with files in it: pass the folder save_pretrained wrote."
-        )
+    if isinstance(folder, PushPlan):
+        if include or exclude:
+            raise ValueError(
+                "push_folder got a PushPlan and include/exclude: pass them to plan_push instead."
+            )
+        plan = folder
+    else:
+        plan = plan_push(folder, include=include, exclude=exclude)
+    root = plan.folder.resolve()
     token = resolve_token(token)
     api = HfApi(endpoint=endpoint, token=token)
     try:
@@ -413,15 +568,16 @@ def push_folder(
             api.repo_info(repo_id)
         if revision and revision != "main":
             api.create_branch(repo_id, branch=revision, exist_ok=True)
+        # the resolved path: a link inside the folder is sent with the content of its (checked) target
         operations = [
-            CommitOperationAdd(path_in_repo=path.relative_to(folder).as_posix(), path_or_fileobj=path)
-            for path in files
+            CommitOperationAdd(path_in_repo=relative, path_or_fileobj=(root / relative).resolve())
+            for relative in plan.files
         ]
         return api.create_commit(
             repo_id=repo_id,
             operations=operations,
             revision=revision,
-            commit_message=commit_message or f"Upload {folder.name} with sora-hf",
+            commit_message=commit_message or f"Upload {plan.folder.name} with sora-hf",
         )
     except RepositoryNotFoundError as err:
         err.append_to_message(f"\nThe repo {repo_id!r} does not exist, or this token cannot see it.")

@@ -13,7 +13,7 @@ from datasets import Dataset
 from transformers import TrainingArguments
 
 from sora_hf import SoraConfig, SoraForSequenceClassification
-from sora_hf.training.multimodal import LabelBalancedTrainer
+from sora_hf.training.tasks.multimodal import LabelBalancedTrainer
 
 GLOBAL_BATCH, STEPS = 8, 12
 

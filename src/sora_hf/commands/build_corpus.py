@@ -2,11 +2,26 @@
 
 import argparse
 
-from ..data.corpus import SOURCES, build_corpus
+
+class CorpusSources:
+    """The corpus source names, read from `sora_hf.data.corpus` (datasets) only when argparse needs them."""
+
+    def names(self) -> list[str]:
+        from ..data.corpus import SOURCES
+
+        return list(SOURCES)
+
+    def __iter__(self):
+        return iter(self.names())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names()
 
 
 def run(args: argparse.Namespace) -> int:
     """Build the corpus with the parsed options; the summary table is printed by `build_corpus`."""
+    from ..data.corpus import build_corpus
+
     corpus = build_corpus(
         output_dir=args.output_dir,
         sources=args.sources,
@@ -29,19 +44,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--output-dir",
+        "--output_dir",
         default=None,
         help="Where to save it (default: ~/.cache/sora_hf/corpus/<version>[-subset]).",
     )
     parser.add_argument(
         "--sources",
         nargs="+",
-        choices=list(SOURCES),
+        choices=CorpusSources(),
         default=None,
         metavar="SOURCE",
-        help=f"Subset of sources (default: all): {', '.join(SOURCES)}.",
+        help="Subset of sources (default: all): %(choices)s.",
     )
     parser.add_argument(
         "--max-docs-per-source",
+        "--max_docs_per_source",
         type=int,
         default=None,
         metavar="N",

@@ -3,6 +3,8 @@
 import argparse
 import json
 
+from . import parse_dataclasses
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -20,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from ..training.distillation import DistillationArguments, run_distillation
 
     parser = HfArgumentParser((DistillationArguments, SoraTrainingArguments), prog="sora-hf distill")
-    distill_args, training_args = parser.parse_args_into_dataclasses(args=args.arguments)
+    distill_args, training_args = parse_dataclasses(parser, args.arguments)
     results = run_distillation(distill_args, training_args)
     print(json.dumps({k: v for k, v in results.items() if k != "arguments"}, indent=2, default=str))
     return 0

@@ -3,46 +3,56 @@
 import argparse
 import json
 
-TASKS = ("sentiment", "ner", "qa", "translation", "summarization", "dialogue")
+from ..training.task_names import TASKS
+from . import HelpFormatter
+
+
+class TaskListFormatter(argparse.RawDescriptionHelpFormatter, HelpFormatter):
+    """Keeps the one-line-per-task list of the description as written."""
+
+
+class TaskHelpAction(argparse.Action):
+    """`--help`: the task list when no --task came before it, else that task's flags (printed by the runner)."""
+
+    def __init__(self, option_strings: list[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest=dest, nargs=0, default=False, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        if namespace.task is None:
+            parser.print_help()
+            parser.exit()
+        setattr(namespace, self.dest, True)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    width = max(map(len, TASKS))
+    tasks = "\n".join(f"  {name:<{width}}  {description}" for name, description in TASKS.items())
     parser = subparsers.add_parser(
         "finetune",
         help="Fine-tune Sora on a task with Trainer; every flag of examples/run_<task>.py is accepted.",
+        usage="%(prog)s --task TASK [--help] [FLAG VALUE ... | ARGS.json]",
+        description=f"Fine-tune Sora on a task with SoraTrainer, the runs of examples/run_<task>.py.\n\n"
+        f"tasks:\n{tasks}\n\n"
+        "`sora-hf finetune --task TASK --help` shows that task's flags (its arguments and every\n"
+        "TrainingArguments flag); `sora-hf finetune --task TASK args.json` reads them from a JSON file.",
+        formatter_class=TaskListFormatter,
         add_help=False,
+        allow_abbrev=False,  # every other flag belongs to the task: never read one as an abbreviation of ours
     )
-    parser.add_argument("--task", required=True, choices=TASKS)
+    parser.add_argument("--task", required=True, choices=list(TASKS), metavar="TASK", help="The task to run.")
+    parser.add_argument(
+        "-h",
+        "--help",
+        action=TaskHelpAction,
+        dest="task_help",
+        help="This list, or with --task, the task's flags.",
+    )
     parser.set_defaults(func=run, forward_arguments=True)
 
 
 def run(args: argparse.Namespace) -> int:
-    from transformers import HfArgumentParser, Seq2SeqTrainingArguments, TrainingArguments
+    from ..training.runner import finetune_main, printable_results
 
-    from ..training.classification import ClassificationArguments, run_classification
-    from ..training.question_answering import QuestionAnsweringArguments, run_question_answering
-    from ..training.seq2seq import (
-        DialogueArguments,
-        SummarizationArguments,
-        TranslationArguments,
-        run_seq2seq,
-    )
-    from ..training.token_classification import TokenClassificationArguments, run_token_classification
-
-    arguments_class, training_arguments_class, runner = {
-        "sentiment": (ClassificationArguments, TrainingArguments, run_classification),
-        "ner": (TokenClassificationArguments, TrainingArguments, run_token_classification),
-        "qa": (QuestionAnsweringArguments, TrainingArguments, run_question_answering),
-        "translation": (TranslationArguments, Seq2SeqTrainingArguments, run_seq2seq),
-        "summarization": (SummarizationArguments, Seq2SeqTrainingArguments, run_seq2seq),
-        "dialogue": (DialogueArguments, Seq2SeqTrainingArguments, run_seq2seq),
-    }[args.task]
-    parser = HfArgumentParser(
-        (arguments_class, training_arguments_class), prog=f"sora-hf finetune --task {args.task}"
-    )
-    if training_arguments_class is Seq2SeqTrainingArguments:
-        parser.set_defaults(predict_with_generate=True)  # the test split is scored on generated text
-    task_args, training_args = parser.parse_args_into_dataclasses(args=args.arguments)
-    results = runner(task_args, training_args)
-    print(json.dumps({k: v for k, v in results.items() if k != "arguments"}, indent=2, default=str))
+    results = finetune_main(args.task, [*args.arguments, "--help"] if args.task_help else args.arguments)
+    print(json.dumps(printable_results(results), indent=2, default=str))  # as examples/run_<task>.py print it
     return 0

@@ -1,7 +1,9 @@
 """`sora-hf pretrain`: the same run as examples/run_pretraining.py (every PretrainingArguments and
-TrainingArguments flag is accepted after `pretrain`)."""
+TrainingArguments flag is accepted after `pretrain`, or one JSON file of them)."""
 
 import argparse
+
+from . import parse_dataclasses
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,6 +21,6 @@ def run(args: argparse.Namespace) -> int:
     from ..training.pretraining import PretrainingArguments, run_pretraining
 
     parser = HfArgumentParser((PretrainingArguments, TrainingArguments), prog="sora-hf pretrain")
-    pretraining_args, training_args = parser.parse_args_into_dataclasses(args=args.arguments)
+    pretraining_args, training_args = parse_dataclasses(parser, args.arguments)
     print(run_pretraining(pretraining_args, training_args)["held_out"])
     return 0

@@ -4,10 +4,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from huggingface_hub.errors import HfHubHTTPError
-
-from ..hub import pull_repo
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `pull` sub-command."""
@@ -17,9 +13,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Download every file of --repo-id at --revision into --local-dir. The folder appears only once "
         "the download is complete. HF_ENDPOINT picks the Hub.",
     )
-    parser.add_argument("--repo-id", required=True, help="Repo to download, `namespace/name`.")
+    parser.add_argument("--repo-id", "--repo_id", required=True, help="Repo to download, `namespace/name`.")
     parser.add_argument("--revision", default=None, help="Branch or commit id (default: main).")
-    parser.add_argument("--local-dir", type=Path, required=True, help="New or empty folder to download into.")
+    parser.add_argument(
+        "--local-dir", "--local_dir", type=Path, required=True, help="New or empty folder to download into."
+    )
     parser.add_argument(
         "--token", default=None, help="Hub token, needed for private repos (default: HF_TOKEN)."
     )
@@ -28,6 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Pull and print where the files are; errors go to stderr with exit status 1."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from ..hub import pull_repo
+
     try:
         local_dir = pull_repo(args.repo_id, args.local_dir, revision=args.revision, token=args.token)
     except (ValueError, ConnectionError, HfHubHTTPError) as err:

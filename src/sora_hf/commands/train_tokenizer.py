@@ -3,8 +3,6 @@
 import argparse
 from pathlib import Path
 
-from ..tokenization_sora import train_sora_tokenizer
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `train-tokenizer` sub-command."""
@@ -16,25 +14,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--files", nargs="+", type=Path, help="UTF-8 text files, one text per line.")
-    source.add_argument("--dataset-dir", type=Path, help="A dataset saved with `save_to_disk`.")
-    parser.add_argument("--text-column", default="text", help="Column of --dataset-dir holding the texts.")
+    source.add_argument(
+        "--dataset-dir", "--dataset_dir", type=Path, help="A dataset saved with `save_to_disk`."
+    )
+    parser.add_argument(
+        "--text-column", "--text_column", default="text", help="Column of --dataset-dir holding the texts."
+    )
     parser.add_argument(
         "--split", default="train", help="Split to read when --dataset-dir holds a DatasetDict."
     )
     parser.add_argument(
-        "--vocab-size", type=int, default=8000, help="Size of the vocabulary, special tokens included."
+        "--vocab-size",
+        "--vocab_size",
+        type=int,
+        default=8000,
+        help="Size of the vocabulary, special tokens included.",
     )
     parser.add_argument(
-        "--min-frequency", type=int, default=2, help="Merge only pairs seen at least this often."
+        "--min-frequency",
+        "--min_frequency",
+        type=int,
+        default=2,
+        help="Merge only pairs seen at least this often.",
     )
-    parser.add_argument("--model-max-length", type=int, default=512, help="Longest input the model accepts.")
-    parser.add_argument("--output-dir", type=Path, required=True, help="Folder to save the tokenizer in.")
+    parser.add_argument(
+        "--model-max-length",
+        "--model_max_length",
+        type=int,
+        default=512,
+        help="Longest input the model accepts.",
+    )
+    parser.add_argument(
+        "--output-dir", "--output_dir", type=Path, required=True, help="Folder to save the tokenizer in."
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Train on the given source and save the tokenizer to `args.output_dir`."""
     import datasets  # here, not at the top: every `sora-hf` call imports this module
+
+    from ..tokenization_sora import train_sora_tokenizer
 
     if args.files is not None:
         source = args.files

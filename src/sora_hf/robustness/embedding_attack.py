@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..training.losses.adversarial_base import (
+from ..embedding_perturbation import (
     ascent_direction,
     check_adversarial_settings,
     default_step_size,
@@ -19,9 +19,9 @@ from ..training.losses.adversarial_base import (
 from .common import (
     AttackResult,
     check_texts_and_labels,
-    encode,
-    length_sorted_batches,
     model_device,
+    padded_batches,
+    progress_bar,
     summarize,
 )
 
@@ -39,7 +39,7 @@ def embedding_attack(
     max_length: int = 128,
 ) -> AttackResult:
     """PGD on the input-embedding output of any transformers sequence classifier, maximising the cross-entropy of
-    the true label (zero start, `steps` projected ascent steps; the norms of `training.losses.adversarial_base`).
+    the true label (zero start, `steps` projected ascent steps; the norms of `sora_hf.embedding_perturbation`).
 
     An example is broken when any step's perturbation makes the model predict another label. Runs in eval mode
     (no dropout); the model's parameters get no gradients.
@@ -48,16 +48,17 @@ def embedding_attack(
     check_adversarial_settings(epsilon, steps, norm, step_size)
     hidden_size = input_embeddings(model).weight.shape[-1]  # `ValueError` naming the model when it has none
     step_size = step_size if step_size is not None else default_step_size(epsilon, steps)
-    labels = np.asarray(labels)
     clean_correct = np.zeros(len(texts), dtype=bool)
     robust_correct = np.zeros(len(texts), dtype=bool)
     device = model_device(model)
     was_training = model.training
     model.eval()
+    batches = padded_batches(tokenizer, texts, batch_size, max_length, labels=labels)
     try:
-        for batch in length_sorted_batches(texts, batch_size):
-            inputs = encode(tokenizer, [texts[i] for i in batch], max_length, device)
-            target = torch.as_tensor(labels[batch], device=device)
+        for inputs in progress_bar(batches, desc="embedding attack"):
+            batch = inputs.pop("index").tolist()
+            target = inputs.pop("labels").to(device)
+            inputs = inputs.to(device)
             with torch.no_grad():
                 logits = model(**inputs).logits
             correct = logits.argmax(-1) == target

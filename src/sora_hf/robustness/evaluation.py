@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from ..training.losses.adversarial_base import check_adversarial_settings
+from ..embedding_perturbation import check_adversarial_settings
 from .common import check_texts_and_labels, predict_probabilities
 from .embedding_attack import embedding_attack
 from .word_attack import word_attack

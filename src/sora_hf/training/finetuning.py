@@ -1,63 +1,23 @@
-"""Pieces every fine-tuning entry point shares: the user's data files, the task model, the training slice."""
+"""Pieces every fine-tuning run shares: the task model, PEFT (LoRA, any peft config, top-k layers), the slice."""
 
+import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from transformers import AutoConfig
 
-
-@dataclass
-class FinetuneArguments:
-    """Which checkpoint and which files every fine-tuning run takes; `TrainingArguments` hold the rest."""
-
-    model_name_or_path: str = field(
-        default="sora", metadata={"help": "Checkpoint to start from ('sora' = packaged)."}
-    )
-    from_scratch: bool = field(
-        default=False,
-        metadata={"help": "Random initialisation with the checkpoint's config (the no-pretraining control)."},
-    )
-    train_file: str | None = field(default=None, metadata={"help": "Your own CSV/JSON training file."})
-    validation_file: str | None = None
-    test_file: str | None = None
-    max_train_samples: int | None = None
-    lora_r: int | None = field(
-        default=None,
-        metadata={"help": "Train a LoRA adapter of this rank (plus the head) instead of every weight."},
-    )
-    lora_target_modules: list[str] | None = field(
-        default=None,
-        metadata={
-            "help": "Modules LoRA adapts: names (each matches a module name's end), or one regular expression "
-            "matched against whole module names, e.g. '.*(word_embeddings|layers\\.[1-3]\\.self_attn\\.qkv_proj)' "
-            "(peft's list / string semantics). Default: peft's defaults for the model type."
-        },
-    )
-    train_top_layers: int | None = field(
-        default=None, metadata={"help": "Train only the top k encoder layers and the head."}
-    )
+from ..errors import UserInputError
 
 
-def user_data_files(train_file: str, validation_file: str | None, test_file: str | None) -> dict[str, str]:
-    """`{split: path}` for `load_task_dataset(data_files=...)`; every split is required."""
-    files = {"train": train_file, "validation": validation_file, "test": test_file}
-    missing = [split for split, path in files.items() if not path]
-    if missing:
-        raise ValueError(
-            f"With train_file, also pass {' and '.join(f'{split}_file' for split in missing)} "
-            "(the same file is fine for a quick check)."
+def load_task_model(auto_class, checkpoint: str, labels: list[str] | None, from_scratch: bool):
+    """`auto_class` with the label names (if any); random weights (same config) when `from_scratch`."""
+    label_maps = {}
+    if labels is not None:
+        label_maps = dict(
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={n: i for i, n in enumerate(labels)},
         )
-    return files
-
-
-def load_task_model(auto_class, checkpoint: str, labels: list[str], from_scratch: bool):
-    """`auto_class` with the label names; random weights (same config) when `from_scratch`."""
-    label_maps = dict(
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id={n: i for i, n in enumerate(labels)},
-    )
     if from_scratch:
         return auto_class.from_config(AutoConfig.from_pretrained(checkpoint, **label_maps))
     return auto_class.from_pretrained(checkpoint, **label_maps)
@@ -70,23 +30,45 @@ def lora_target_modules(names: list[str] | None) -> list[str] | str | None:
     return names
 
 
-def make_parameter_efficient(model, args: FinetuneArguments, task_type: str):
-    """The model as `args` asks: LoRA (rank `lora_r`, peft's defaults for Sora), top-k layers, or unchanged."""
+def load_peft_config(path: str, task_type: str):
+    """A saved peft config (a folder with adapter_config.json, or the JSON file itself) for `task_type`."""
+    from peft import PEFT_TYPE_TO_CONFIG_MAPPING
+
+    file = Path(path) / "adapter_config.json" if Path(path).is_dir() else Path(path)
+    if not file.is_file():
+        raise UserInputError(
+            f"--peft_config {path}: no adapter_config.json there; pass a folder or JSON file saved by peft "
+            "(e.g. LoraConfig(...).save_pretrained(folder))."
+        )
+    values = json.loads(file.read_text())
+    if values.get("peft_type") not in PEFT_TYPE_TO_CONFIG_MAPPING:
+        raise UserInputError(
+            f"--peft_config {path}: peft_type {values.get('peft_type')!r} is not a peft method."
+        )
+    values["task_type"] = task_type
+    return PEFT_TYPE_TO_CONFIG_MAPPING[values["peft_type"]](**values)
+
+
+def make_parameter_efficient(model, args, task_type: str):
+    """The model as `args` asks: LoRA (rank `lora_r`, peft's defaults for Sora), a saved peft config, top-k
+    layers (with either), or unchanged."""
     from peft import LoraConfig, get_peft_model
 
     from ..adapters import train_only_top_layers
 
-    lora = None
+    peft_config = None
     if args.lora_r:
-        lora = LoraConfig(
+        peft_config = LoraConfig(
             task_type=task_type,
             r=args.lora_r,
             lora_alpha=2 * args.lora_r,
             target_modules=lora_target_modules(args.lora_target_modules),
         )
+    elif getattr(args, "peft_config", None):
+        peft_config = load_peft_config(args.peft_config, task_type)
     if args.train_top_layers:
-        return train_only_top_layers(model, args.train_top_layers, peft_config=lora)
-    return get_peft_model(model, lora) if lora else model
+        return train_only_top_layers(model, args.train_top_layers, peft_config=peft_config)
+    return get_peft_model(model, peft_config) if peft_config else model
 
 
 def parameter_counts(model) -> dict[str, int]:
@@ -102,10 +84,3 @@ def training_slice(train, max_samples: int | None, seed: int):
     if not max_samples:
         return train
     return train.shuffle(seed=seed).select(range(min(max_samples, len(train))))
-
-
-def card_dataset(args: FinetuneArguments, built_in: str, description: str) -> tuple[str, str]:
-    """The dataset a run's model card names, and a parenthesised description for the built-in one."""
-    if args.train_file is None:
-        return built_in, f" ({description})"
-    return Path(args.train_file).name, ""

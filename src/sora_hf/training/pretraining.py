@@ -1,19 +1,21 @@
-"""Pretrain Sora through `Trainer`: MLM + NSP on the encoder, BART-style denoising on the decoder."""
+"""Pretrain Sora through `SoraTrainer`: MLM + NSP on the encoder, BART-style denoising on the decoder."""
 
 import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
+import numpy as np
 import torch
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import TrainerCallback, TrainingArguments
 
 from ..configuration_sora import SoraConfig
 from ..modeling_sora import SoraForPreTraining
 from ..tokenization_sora import SoraTokenizer, train_sora_tokenizer
 from .collators import DataCollatorForSentenceDistillation, DataCollatorForSoraPretraining
-from .plots import LossCurveCallback
+from .prediction import predict_statistics
 from .pretraining_data import prepare_pretraining_dataset
 from .sentence_distillation import (
     SentenceTeacher,
@@ -21,6 +23,10 @@ from .sentence_distillation import (
     prepare_sentence_distillation_dataset,
     select_distillation_texts,
 )
+from .trainer import SoraTrainer
+
+# The decoder's inputs and targets in a pretraining batch (absent, or dropped, for an encoder-only model).
+DENOISING_KEYS = ("denoising_input_ids", "denoising_attention_mask", "decoder_labels")
 
 
 @dataclass
@@ -214,49 +220,71 @@ def freeze_all_but_decoder(model: SoraForPreTraining) -> None:
         parameter.requires_grad_(id(parameter) in decoder)
 
 
-@torch.no_grad()
+def pretraining_statistics(
+    model: SoraForPreTraining, batch: dict[str, torch.Tensor], denoising: bool = True
+) -> torch.Tensor:
+    """Per example of a `DataCollatorForSoraPretraining` batch: masked-LM correct predictions, masked tokens and
+    summed cross-entropy, next-sentence correctness, and (with `denoising`) the summed denoising cross-entropy and
+    its target tokens."""
+    if not denoising:
+        for key in DENOISING_KEYS:
+            batch.pop(key, None)
+    output = model(**batch)
+    labels = batch["labels"]
+    masked = labels != -100
+    targets = labels[masked]
+    logits = output.prediction_logits.float()
+    if logits.dim() == 3:  # a model without sparse prediction: logits at every position
+        logits = logits[masked]
+    rows = masked.nonzero()[:, 0]  # the example of each masked position, in the order of the sparse logits
+
+    def per_example(values: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(labels.shape[0], device=values.device).index_add_(0, rows, values.float())
+
+    columns = [
+        per_example(logits.argmax(-1) == targets),
+        masked.sum(1),
+        per_example(torch.nn.functional.cross_entropy(logits, targets, reduction="none")),
+        output.seq_relationship_logits.argmax(-1) == batch["next_sentence_label"],
+    ]
+    if output.denoising_logits is not None:
+        decoder_labels = batch["decoder_labels"]
+        token_losses = torch.nn.functional.cross_entropy(
+            output.denoising_logits.float().transpose(1, 2), decoder_labels, reduction="none"
+        )  # 0 at the ignored (-100) positions
+        columns += [token_losses.sum(1), (decoder_labels != -100).sum(1)]
+    return torch.stack([column.float() for column in columns], dim=1)
+
+
 def evaluate_pretraining(
-    model: SoraForPreTraining, dataset, collator: DataCollatorForSoraPretraining, batch_size: int = 64
+    model: SoraForPreTraining,
+    dataset,
+    collator: DataCollatorForSoraPretraining,
+    batch_size: int = 64,
+    args: TrainingArguments | None = None,
 ) -> dict[str, float]:
-    """Held-out masked-LM accuracy and perplexity, NSP accuracy and the denoising loss."""
-    model.eval()
-    totals = {"mlm_correct": 0, "mlm_count": 0, "mlm_loss_sum": 0.0, "nsp_correct": 0, "nsp_count": 0}
-    denoising_loss_sum, denoising_count = 0.0, 0
-    device = next(model.parameters()).device
-    for start in range(0, len(dataset), batch_size):
-        batch = collator([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
-        batch = {key: value.to(device) for key, value in batch.items()}
-        if model.model.decoder is None:
-            for key in ("denoising_input_ids", "denoising_attention_mask", "decoder_labels"):
-                batch.pop(key, None)
-        output = model(**batch)
-        labels = batch["labels"][batch["labels"] != -100]
-        totals["mlm_correct"] += int((output.prediction_logits.argmax(-1) == labels).sum())
-        totals["mlm_count"] += labels.numel()
-        totals["mlm_loss_sum"] += float(output.mlm_loss) * labels.numel()
-        nsp = batch["next_sentence_label"]
-        totals["nsp_correct"] += int((output.seq_relationship_logits.argmax(-1) == nsp).sum())
-        totals["nsp_count"] += nsp.numel()
-        if output.denoising_loss is not None:
-            tokens = int((batch["decoder_labels"] != -100).sum())
-            denoising_loss_sum += float(output.denoising_loss) * tokens
-            denoising_count += tokens
-    mlm_loss = totals["mlm_loss_sum"] / totals["mlm_count"]
+    """Held-out masked-LM accuracy and perplexity, NSP accuracy and the denoising loss, through `Trainer.predict`
+    (`args`: a run's `TrainingArguments`, for its device, precision and processes)."""
+    statistics = partial(pretraining_statistics, denoising=model.model.decoder is not None)
+    rows = predict_statistics(model, dataset, collator, statistics, batch_size, args)
+    totals = rows.sum(0, dtype=np.float64)
+    mlm_correct, mlm_count, mlm_loss_sum, nsp_correct = totals[:4]
+    mlm_loss = float(mlm_loss_sum / mlm_count)
     metrics = {
-        "mlm_accuracy": totals["mlm_correct"] / totals["mlm_count"],
+        "mlm_accuracy": float(mlm_correct / mlm_count),
         "mlm_loss": mlm_loss,
         "mlm_perplexity": math.exp(mlm_loss),
-        "nsp_accuracy": totals["nsp_correct"] / totals["nsp_count"],
+        "nsp_accuracy": float(nsp_correct / len(dataset)),
         "eval_chunks": len(dataset),
     }
-    if denoising_count:
-        metrics["denoising_loss"] = denoising_loss_sum / denoising_count
+    if len(totals) > 4 and totals[5]:
+        metrics["denoising_loss"] = float(totals[4] / totals[5])
         metrics["denoising_perplexity"] = math.exp(metrics["denoising_loss"])
     return metrics
 
 
 def run_pretraining(args: PretrainingArguments, training_args: TrainingArguments) -> dict:
-    """Corpus → tokenizer → packed chunks → `Trainer` → saved model, tokenizer, metrics and loss curve."""
+    """Corpus → tokenizer → packed chunks → `SoraTrainer` → saved model, tokenizer, metrics and loss curve."""
     from ..data.corpus import build_corpus
 
     if args.token_distillation and not args.sentence_teacher:
@@ -315,10 +343,9 @@ def run_pretraining(args: PretrainingArguments, training_args: TrainingArguments
     )
     collator = collator_class(tokenizer, **collator_kwargs)
     training_args.remove_unused_columns = False  # the collator needs the `sentences` column
-    callbacks = [LossCurveCallback()]
-    if args.time_budget_minutes:
-        callbacks.append(TimeBudgetCallback(args.time_budget_minutes))
-    trainer = Trainer(
+    # SoraTrainer adds the loss-curve plot (loss_curve.png) and composes any extra loss terms the arguments ask for.
+    callbacks = [TimeBudgetCallback(args.time_budget_minutes)] if args.time_budget_minutes else []
+    trainer = SoraTrainer(
         model=model,
         args=training_args,
         train_dataset=train_dataset,
@@ -333,9 +360,11 @@ def run_pretraining(args: PretrainingArguments, training_args: TrainingArguments
     # Held-out metrics cover every head the model has, including a decoder this run did not train.
     eval_kwargs = {**collator_kwargs, "denoising": model.model.decoder is not None}
     eval_collator = DataCollatorForSoraPretraining(tokenizer, **eval_kwargs, seed=0)
-    metrics = evaluate_pretraining(trainer.model, eval_chunks, eval_collator)
+    metrics = evaluate_pretraining(trainer.model, eval_chunks, eval_collator, args=training_args)
     if args.sentence_teacher:
-        metrics.update(evaluate_sentence_distillation(trainer.model, eval_dataset, eval_collator))
+        metrics.update(
+            evaluate_sentence_distillation(trainer.model, eval_dataset, eval_collator, args=training_args)
+        )
     summary = {
         "train_metrics": train_result.metrics,
         "held_out": metrics,

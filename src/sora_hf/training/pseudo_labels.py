@@ -5,10 +5,16 @@ The teacher (any transformers token classifier with the same tag names, e.g. all
 """
 
 import re
+import uuid
 
 import torch
 from datasets import Dataset, Features
-from transformers import AutoModelForTokenClassification, AutoTokenizer
+from transformers import (
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from ..data.tasks import load_task_dataset
 
@@ -34,28 +40,59 @@ def load_teacher_tagger(teacher: str, labels: list[str]):
     return model, AutoTokenizer.from_pretrained(teacher)
 
 
-@torch.inference_mode()
-def tag_words(model, tokenizer, sentences: list[list[str]], batch_size: int = 64, max_length: int = 128):
-    """The teacher's tag id for every word of every sentence (its first sub-token's argmax; cut-off words 'O')."""
-    tags: list[list[int]] = [[] for _ in sentences]
-    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))  # similar lengths, little padding
-    for start in range(0, len(order), batch_size):
-        batch = order[start : start + batch_size]
+def first_piece_tags(word_ids: list[int | None], predicted: list[int], num_words: int) -> list[int]:
+    """Each word's tag: the prediction at its first sub-token, 0 ('O') for a word the truncation cut off."""
+    first_piece: dict[int, int] = {}
+    for position, word_id in enumerate(word_ids):
+        if word_id is not None and word_id not in first_piece:
+            first_piece[word_id] = predicted[position]
+    return [first_piece.get(word, 0) for word in range(num_words)]
+
+
+def tag_words(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    sentences: list[list[str]],
+    batch_size: int = 64,
+    max_length: int = 128,
+) -> list[list[int]]:
+    """The teacher's tag id for every word of every sentence (its first sub-token's argmax; cut-off words 'O'),
+    through `Dataset.map` over batches of sentences of similar length (they pad little)."""
+    if not sentences:
+        return []
+    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+    device = next(model.parameters()).device
+
+    def tag(batch: list[list[str]]) -> dict[str, list[list[int]]]:
         encoded = tokenizer(
-            [sentences[i] for i in batch],
+            batch,
             is_split_into_words=True,
             truncation=True,
             max_length=max_length,
             padding=True,
             return_tensors="pt",
         )
-        predicted = model(**encoded).logits.argmax(-1)
-        for row, index in enumerate(batch):
-            first_piece: dict[int, int] = {}
-            for position, word_id in enumerate(encoded.word_ids(row)):
-                if word_id is not None and word_id not in first_piece:
-                    first_piece[word_id] = int(predicted[row, position])
-            tags[index] = [first_piece.get(w, 0) for w in range(len(sentences[index]))]
+        with torch.inference_mode():
+            predicted = model(**encoded.to(device)).logits.argmax(-1).tolist()
+        tags = [
+            first_piece_tags(encoded.word_ids(row), predicted[row], len(words))
+            for row, words in enumerate(batch)
+        ]
+        return {"tags": tags}
+
+    tagged = Dataset.from_dict({"words": [sentences[i] for i in order]}).map(
+        tag,
+        batched=True,
+        batch_size=batch_size,
+        input_columns="words",
+        remove_columns=["words"],
+        keep_in_memory=True,
+        new_fingerprint=uuid.uuid4().hex,  # the teacher decides the result: never reuse a cached one
+        desc="Tagging words with the teacher",
+    )
+    tags: list[list[int]] = [[] for _ in sentences]
+    for index, sentence_tags in zip(order, tagged["tags"]):
+        tags[index] = sentence_tags
     return tags
 
 

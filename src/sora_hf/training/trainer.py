@@ -5,13 +5,13 @@ from contextlib import contextmanager
 from functools import partial
 
 import torch
-from transformers import Trainer, TrainerCallback
+from transformers import Seq2SeqTrainer, Trainer, TrainerCallback
 
-from ..hub import write_model_card
+from ..embedding_perturbation import input_embeddings
+from ..hub import push_folder, write_model_card
 from .losses import LossInputs, TrainingLoss, build_loss_terms
-from .losses.adversarial_base import input_embeddings
 from .losses.base import loss_with_gradients
-from .losses.distillation import prepare_teacher
+from .losses.teacher import prepare_teacher
 from .plots import LossCurveCallback
 
 
@@ -254,3 +254,37 @@ class SoraTrainer(Trainer):
         """Write README.md (with model-index results) to `output_dir`; `push_to_hub` uploads it."""
         if self.is_world_process_zero():
             write_model_card(self, self.args.output_dir, **kwargs)
+            self._card_written = True
+
+    def push_to_hub(
+        self,
+        commit_message: str | None = "End of training",
+        blocking: bool = True,
+        token: str | None = None,
+        revision: str | None = None,
+        **card_kwargs,
+    ):
+        """Save, keep the card already written (or write one from `card_kwargs`), then upload what `sora-hf push`
+        shares by default (model, tokenizer/processor, card, plots, results): never checkpoints, optimizer state,
+        `training_args.bin` or event logs. Only the main process uploads."""
+        token = token if token is not None else self.args.hub_token
+        if self.hub_model_id is None:
+            self.init_hf_repo(token=token)
+        self.save_model(_internal_call=True)
+        if not self.is_world_process_zero():
+            return None
+        card_kwargs.pop("model_name", None)
+        if card_kwargs or not getattr(self, "_card_written", False):
+            self.create_model_card(**card_kwargs)
+        self._finish_current_push()
+        return push_folder(
+            self.args.output_dir,
+            self.hub_model_id,
+            token=token,
+            revision=revision if revision is not None else self.args.hub_revision,
+            commit_message=commit_message,
+        )
+
+
+class SoraSeq2SeqTrainer(SoraTrainer, Seq2SeqTrainer):
+    """`SoraTrainer` (extra loss terms, cards, loss curve, push) with `Seq2SeqTrainer`'s generation in evaluation."""

@@ -1,8 +1,8 @@
 """Extra training losses, one small class per file, composed by `SoraTrainer` (as peft keeps one folder per tuner)."""
 
-from .adversarial import build_adversarial_terms
+from .adversarial_terms import build_adversarial_terms
 from .base import LossInputs, TrainingLoss
-from .distillation import build_distillation_terms
+from .distillation_terms import build_distillation_terms
 
 __all__ = ["LossInputs", "TrainingLoss", "build_loss_terms"]
 

@@ -4,14 +4,8 @@ import torch
 from transformers import PretrainedConfig, PreTrainedModel
 
 from .base import LossInputs, TrainingLoss
-from .distillation import (
-    TEACHER_INPUT_KEYS,
-    DistillationTeacher,
-    as_teacher,
-    check_layer_map,
-    default_layer_map,
-    has_teacher_inputs,
-)
+from .layer_map import check_layer_map, default_layer_map
+from .teacher import TEACHER_INPUT_KEYS, DistillationTeacher, as_teacher, has_teacher_inputs
 
 
 class AttentionDistillationLoss(TrainingLoss):

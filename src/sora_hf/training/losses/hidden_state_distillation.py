@@ -5,15 +5,11 @@ from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 
 from .base import LossInputs, TrainingLoss
-from .distillation import (
-    HIDDEN_POOLINGS,
-    TEACHER_INPUT_KEYS,
-    DistillationTeacher,
-    as_teacher,
-    check_layer_map,
-    default_layer_map,
-    has_teacher_inputs,
-)
+from .layer_map import check_layer_map, default_layer_map
+from .teacher import TEACHER_INPUT_KEYS, DistillationTeacher, as_teacher, has_teacher_inputs
+
+# How hidden states are compared: position by position (shared tokenizer), or one pooled vector per sequence.
+HIDDEN_POOLINGS = ("token", "mean", "first")
 
 
 def _pool(hidden: torch.Tensor, mask: torch.Tensor | None, pooling: str) -> torch.Tensor:

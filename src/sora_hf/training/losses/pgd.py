@@ -2,7 +2,8 @@
 
 import torch
 
-from .adversarial_base import AdversarialLoss, ascent_direction, perturbed_loss, project
+from ...embedding_perturbation import ascent_direction, project
+from .adversarial_base import AdversarialLoss, perturbed_loss
 from .base import LossInputs
 
 

@@ -1,12 +1,13 @@
 """The adversarial terms by name, and the one `SoraTrainingArguments` asks for."""
 
-from .adversarial_base import ADVERSARIAL_METHODS, check_adversarial_settings, input_embeddings
+from ...embedding_perturbation import check_adversarial_settings, input_embeddings
 from .base import TrainingLoss
 from .fgm import FGMLoss
 from .freelb import FreeLBLoss
 from .pgd import PGDLoss
 
 ADVERSARIAL_LOSSES: dict[str, type[TrainingLoss]] = {"fgm": FGMLoss, "pgd": PGDLoss, "freelb": FreeLBLoss}
+ADVERSARIAL_METHODS = ("none", *ADVERSARIAL_LOSSES)
 
 
 def check_adversarial_arguments(args) -> None:

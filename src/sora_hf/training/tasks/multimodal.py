@@ -4,31 +4,27 @@ Every modality setting trains the same model (same config, towers included, same
 `modalities` only decides which inputs the collator hands it, so the accuracies compare the inputs, nothing else.
 """
 
-import json
-import tempfile
-import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import WeightedRandomSampler
-from transformers import AutoConfig, TrainingArguments
+from transformers import AutoConfig
 
-from ..data.tasks import load_task_dataset
-from ..data.tasks.spoken_commands import read_audio
-from ..feature_extraction_sora import SoraFeatureExtractor
-from ..hub import write_model_card
-from ..image_processing_sora import SoraImageProcessor
-from ..metrics import load_metric
-from ..modeling_sora import SoraForSequenceClassification
-from ..pretrained import resolve_pretrained_name
-from ..processing_sora import SoraProcessor
-from ..tokenization_sora import SoraTokenizer
-from .finetuning import training_slice
-from .plots import plot_confusion_matrix
-from .trainer import SoraTrainer
+from ...data.tasks import load_task_dataset
+from ...data.tasks.spoken_commands import read_audio
+from ...errors import UserInputError
+from ...feature_extraction_sora import SoraFeatureExtractor
+from ...image_processing_sora import SoraImageProcessor
+from ...metrics import load_metric
+from ...modeling_sora import SoraForSequenceClassification
+from ...pretrained import resolve_pretrained_name
+from ...processing_sora import SoraProcessor
+from ...tokenization_sora import SoraTokenizer
+from ..plots import plot_confusion_matrix
+from ..trainer import SoraTrainer
+from .base import RunArguments, TaskRun, TaskSpec
 
 # Per task: the media it has, its default label column, and the card's dataset name.
 TASKS = {
@@ -55,8 +51,8 @@ CARD_TRAINING_ARGUMENTS = (
 
 
 @dataclass
-class MultimodalArguments:
-    """Task, inputs and model sizes of a multimodal run; `TrainingArguments` hold the rest."""
+class MultimodalArguments(RunArguments):
+    """Task, inputs and model sizes of a multimodal run; `SoraTrainingArguments` hold the rest."""
 
     task: str = field(default="easy_vqa", metadata={"help": f"One of {sorted(TASKS)}."})
     modalities: str = field(
@@ -105,8 +101,6 @@ class MultimodalArguments:
             "text and media means) or first_token (<s> alone)."
         },
     )
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None
     label_sampling_power: float = field(
         default=0.0,
         metadata={
@@ -299,149 +293,125 @@ def add_log_mels(dataset, feature_extractor: SoraFeatureExtractor):
     return dataset.map(featurize, batched=True, batch_size=64, desc="log-mel features")
 
 
-def run_multimodal(args: MultimodalArguments, training_args: TrainingArguments) -> dict:
-    """Train one modality setting, evaluate on the test split, save model + processor + results JSON."""
-    started = time.time()
-    media, label_column = check_arguments(args)
-    output_dir = Path(training_args.output_dir)
-    # The collator reads raw columns (question, image, features) that the model's forward does not name.
-    training_args.remove_unused_columns = False
-    dataset = load_task_dataset(args.task)
-    labels = dataset["train"].features[label_column].names
-    processor = build_processor(args)
-    train = training_slice(dataset["train"], args.max_train_samples, training_args.seed)
-    validation = training_slice(dataset["validation"], args.max_eval_samples, training_args.seed)
-    test = training_slice(dataset["test"], args.max_eval_samples, training_args.seed)
-    if media == "audio" and args.modalities in ("audio", "fused"):
-        train, validation, test = (
-            add_log_mels(split, processor.feature_extractor) for split in (train, validation, test)
-        )
+class MultimodalTask(TaskSpec):
+    """Classify (question +) image or audio; `modalities` decides which inputs the collator hands the model."""
 
-    torch.manual_seed(training_args.seed)
-    model = build_model(args, media, labels, len(processor.tokenizer))
-    collator = MultimodalCollator(
-        processor,
-        use_text=args.modalities in ("text", "fused"),
-        media=media if args.modalities in (media, "fused") else None,
-        label_column=label_column,
-        args=args,
+    arguments_class = MultimodalArguments
+    auto_class = "AutoModelForSequenceClassification"
+    peft_task_type = "SEQ_CLS"
+    pipeline_task = "text-classification"
+    results_file = "multimodal_results.json"
+    headline_metric = "accuracy"
+    passes_raw_columns = (
+        True  # the collator reads question, image and features, which the forward does not name
     )
-    accuracy_f1 = load_metric("accuracy_f1")
+    trainer_class = LabelBalancedTrainer
 
-    def compute_metrics(prediction):
-        return accuracy_f1.compute(
-            predictions=np.argmax(prediction.predictions, -1), references=prediction.label_ids
+    @property
+    def dataset_name(self) -> str:  # type: ignore[override]
+        return TASKS[self.name]["dataset"]
+
+    def load_data(self, args):
+        args.task = self.name
+        if args.train_file is not None:
+            raise UserInputError(f"The {self.name} task reads its built-in data only: drop --train_file.")
+        check_arguments(args)
+        return load_task_dataset(self.name)
+
+    def label_names(self, dataset, args):
+        return dataset["train"].features[check_arguments(args)[1]].names
+
+    def load_processor(self, checkpoint, args):
+        return build_processor(args)
+
+    def load_model(self, checkpoint, args, labels, processor):
+        return build_model(args, TASKS[self.name]["media"], labels, len(processor.tokenizer))
+
+    def featurize(self, run: TaskRun, split, data):
+        media = TASKS[self.name]["media"]
+        if media == "audio" and run.args.modalities in ("audio", "fused"):
+            return add_log_mels(data, run.processor.feature_extractor)
+        return data
+
+    def collator(self, run: TaskRun):
+        media, label_column = check_arguments(run.args)
+        modalities = run.args.modalities
+        return MultimodalCollator(
+            run.processor,
+            use_text=modalities in ("text", "fused"),
+            media=media if modalities in (media, "fused") else None,
+            label_column=label_column,
+            args=run.args,
         )
 
-    trainer = LabelBalancedTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=train,
-        eval_dataset=validation,
-        data_collator=collator,
-        compute_metrics=compute_metrics,
-        label_column=label_column,
-        label_sampling_power=args.label_sampling_power,
-    )
-    trainer.train()
-    train_seconds = time.time() - started
-    test_output = trainer.predict(test, metric_key_prefix="test")
-    predictions = np.argmax(test_output.predictions, -1)
-    trainer.save_model(output_dir)
-    processor.save_pretrained(output_dir)
-    plot_confusion_matrix(
-        test_output.label_ids.tolist(),
-        predictions.tolist(),
-        labels,
-        output_dir / "confusion_matrix.png",
-        title=f"{args.task} ({args.modalities}), test accuracy {test_output.metrics['test_accuracy']:.3f}",
-    )
-    trainer.create_model_card(
-        dataset=TASKS[args.task]["dataset"], tasks="text-classification", dataset_args=args.modalities
-    )
-    results = {
-        "task": args.task,
-        "modalities": args.modalities,
-        "label_column": label_column,
-        "test": test_output.metrics,
-        "train_seconds": train_seconds,
-        "steps": trainer.state.global_step,
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "split_sizes": {"train": len(train), "validation": len(validation), "test": len(test)},
-        "test_accuracy_by_question_kind": accuracy_by_question_kind(
-            args.task,
-            list(test["question"]),
-            [labels[i] for i in test_output.label_ids],
-            [labels[i] for i in predictions],
+    def trainer_kwargs(self, run: TaskRun) -> dict:
+        return dict(
+            label_column=check_arguments(run.args)[1], label_sampling_power=run.args.label_sampling_power
         )
-        if label_column == "answer"
-        else None,
-        "majority_class_test_accuracy": float(
-            np.mean(test_output.label_ids == np.bincount(train[label_column]).argmax())
-        ),
-        "arguments": asdict(args),
-        "training_arguments": {name: getattr(training_args, name) for name in CARD_TRAINING_ARGUMENTS},
-        "log_history": trainer.state.log_history,
-    }
-    (output_dir / "multimodal_results.json").write_text(json.dumps(results, indent=2, default=str))
-    return results
 
+    def compute_metrics(self, run: TaskRun):
+        accuracy_f1 = load_metric("accuracy_f1")
 
-def comparison_table(results: list[dict]) -> str:
-    """Markdown table of test accuracy per run (inputs and target), with steps and wall time."""
-    lines = [
-        "| inputs | target | label sampling power | test accuracy | macro F1 | majority class | steps | wall time |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for result in results:
-        test = result["test"]
-        lines.append(
-            f"| {result['modalities']} | {result['label_column']} | "
-            f"{result['arguments'].get('label_sampling_power', 0.0):g} | {test['test_accuracy']:.3f} | "
-            f"{test['test_macro_f1']:.3f} | {result['majority_class_test_accuracy']:.3f} | {result['steps']} | "
-            f"{result['train_seconds'] / 60:.1f} min |"
+        def compute_metrics(prediction):
+            return accuracy_f1.compute(
+                predictions=np.argmax(prediction.predictions, -1), references=prediction.label_ids
+            )
+
+        return compute_metrics
+
+    def score_test(self, run: TaskRun):
+        output = run.trainer.predict(run.features["test"], metric_key_prefix="test")
+        return dict(output.metrics), np.argmax(output.predictions, -1).tolist(), output
+
+    def write_plots(self, run: TaskRun, output, predictions, test_metrics):
+        plot_confusion_matrix(
+            output.label_ids.tolist(),
+            predictions,
+            run.labels,
+            run.output_dir / "confusion_matrix.png",
+            title=f"{self.name} ({run.args.modalities}), test accuracy {test_metrics['test_accuracy']:.3f}",
         )
-    return "\n".join(lines)
+        return ["confusion_matrix.png"]
 
+    def baseline(self, run: TaskRun):
+        label_column = check_arguments(run.args)[1]
+        majority = np.bincount(run.train[label_column]).argmax()
+        return {"majority_class_test_accuracy": float(np.mean(np.array(run.test[label_column]) == majority))}
 
-def write_comparison_card(run_dirs: list[str | Path], card_path: str | Path, description: str) -> str:
-    """A model card for the fused run (the last of `run_dirs`) whose description holds the comparison table."""
-    results = [json.loads((Path(d) / "multimodal_results.json").read_text()) for d in run_dirs]
-    fused = results[-1]
-    table = comparison_table(results)
-    with tempfile.TemporaryDirectory() as folder:
-        card = write_model_card(
-            TrainingArguments(output_dir=folder, use_cpu=True, **fused["training_arguments"]),
-            folder,
-            log_history=fused["log_history"],
-            metrics={k: v for k, v in fused["test"].items() if k in ("test_accuracy", "test_macro_f1")},
-            model_name=Path(card_path).stem,
-            tasks="text-classification",
-            dataset=TASKS[fused["task"]]["dataset"],
-            dataset_split="test",
-            model_description=f"{description}\n\n{table}",
+    def extra_results(self, run: TaskRun, output, predictions):
+        label_column = check_arguments(run.args)[1]
+        return {
+            "modalities": run.args.modalities,
+            "label_column": label_column,
+            "parameters": sum(p.numel() for p in run.model.parameters()),
+            "test_accuracy_by_question_kind": accuracy_by_question_kind(
+                self.name,
+                list(run.test["question"]),
+                [run.labels[i] for i in output.label_ids],
+                [run.labels[i] for i in predictions],
+            )
+            if label_column == "answer"
+            else None,
+            "log_history": run.trainer.state.log_history,
+        }
+
+    def summary(self, run: TaskRun, results: dict) -> str:
+        test = results["test"]
+        start = f"`{run.args.model_name_or_path}`" if run.args.model_name_or_path else "random weights"
+        summary = (
+            f"{self.name} ({TASKS[self.name]['dataset']}) from {run.args.modalities} inputs, {len(run.labels)} "
+            f"classes, trained from {start}: {results['split_sizes']['train']:,} training examples. Test "
+            f"({results['split_sizes']['test']:,} examples): accuracy {test['test_accuracy']:.3f}, macro-F1 "
+            f"{test['test_macro_f1']:.3f}"
         )
-    Path(card_path).write_text(str(card) + "\n")
-    return table
+        if "majority_class_test_accuracy" in results:
+            summary += f"; majority class {results['majority_class_test_accuracy']:.3f}"
+        return summary
 
 
-@dataclass
-class CardArguments:
-    """`--card PATH --compare RUN ...`: write a card comparing finished runs instead of training."""
-
-    card: str | None = field(default=None, metadata={"help": "Write a comparison card here and exit."})
-    compare: list[str] = field(default_factory=list, metadata={"help": "Finished run folders, fused last."})
+class EasyVQATask(MultimodalTask):
+    name = "easy_vqa"
 
 
-def multimodal_main(task: str, card_description: str, argv: list[str] | None = None) -> None:
-    """The command line of `examples/run_<task>.py`: train one setting, or write the comparison card."""
-    from transformers import HfArgumentParser
-
-    parser = HfArgumentParser((MultimodalArguments, TrainingArguments, CardArguments))
-    args, training_args, card_args = parser.parse_args_into_dataclasses(args=argv)
-    if card_args.card:
-        print(write_comparison_card(card_args.compare, card_args.card, card_description))
-        return
-    args.task = task
-    results = run_multimodal(args, training_args)
-    print(json.dumps({k: v for k, v in results.items() if k not in ("arguments", "log_history")}, indent=2))
+class SpokenCommandsTask(MultimodalTask):
+    name = "spoken_commands"

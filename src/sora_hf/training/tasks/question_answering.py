@@ -1,27 +1,15 @@
 """Fine-tune a Sora (or any transformers) extractive QA model on the WordNet-derived task or the user's files."""
 
-import json
 import re
-import shlex
-import sys
-import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
-from transformers import (
-    AutoConfig,
-    AutoModelForQuestionAnswering,
-    AutoTokenizer,
-    DataCollatorWithPadding,
-    TrainingArguments,
-)
+from transformers import AutoTokenizer, DataCollatorWithPadding
 
-from ..data.tasks import load_task_dataset
-from ..metrics import load_metric
-from ..pretrained import resolve_pretrained_name
-from .finetuning import FinetuneArguments, card_dataset, training_slice, user_data_files
-from .trainer import SoraTrainer
+from ...data.tasks import load_task_dataset
+from ...metrics import load_metric
+from .base import RunArguments, TaskRun, TaskSpec, card_dataset
+from .user_data import user_data_files
 
 BUILT_IN_DATASET = "sora_hf/qa"
 BUILT_IN_DESCRIPTION = "WordNet 3.0: gloss = question, example sentence = context, lemma = answer"
@@ -29,7 +17,7 @@ WORD = re.compile(r"\w+")
 
 
 @dataclass
-class QuestionAnsweringArguments(FinetuneArguments):
+class QuestionAnsweringArguments(RunArguments):
     """WordNet-derived extractive QA or the user's files (question, context and answer columns)."""
 
     question_column: str = "question"
@@ -48,10 +36,6 @@ class QuestionAnsweringArguments(FinetuneArguments):
     doc_stride: int = field(default=32, metadata={"help": "Overlap of the windows of a long context."})
     max_answer_length: int = field(default=16, metadata={"help": "Longest answer span, in tokens."})
     n_best_size: int = field(default=20, metadata={"help": "Start and end candidates kept per window."})
-    max_eval_samples: int | None = None
-    max_test_samples: int | None = field(
-        default=None, metadata={"help": "Score only the first N test questions (a fixed slice)."}
-    )
     run_baseline: bool = field(
         default=True, metadata={"help": "Also score the span with the most word overlap with the question."}
     )
@@ -61,10 +45,9 @@ def load_question_answering_data(args: QuestionAnsweringArguments):
     """The built-in WordNet QA split, or the user's files with named columns."""
     if args.train_file is None:
         return load_task_dataset("qa")
-    files = user_data_files(args.train_file, args.validation_file, args.test_file)
     return load_task_dataset(
         "qa",
-        data_files=files,
+        data_files=user_data_files(args),
         question_column=args.question_column,
         context_column=args.context_column,
         answers_column=args.answers_column,
@@ -177,117 +160,107 @@ def word_overlap_baseline(questions: list[str], contexts: list[str], max_words: 
     return predictions
 
 
-def run_question_answering(args: QuestionAnsweringArguments, training_args: TrainingArguments) -> dict:
-    """Fine-tune, evaluate on the test split, save a folder `pipeline('question-answering')` serves."""
-    started, cpu_started = time.time(), time.process_time()
-    output_dir = Path(training_args.output_dir)
-    dataset = load_question_answering_data(args)
-    train = training_slice(dataset["train"], args.max_train_samples, training_args.seed)
-    validation = dataset["validation"]
-    if args.max_eval_samples:
-        validation = validation.select(range(min(args.max_eval_samples, len(validation))))
-    test = dataset["test"]
-    if args.max_test_samples:
-        test = test.select(range(min(args.max_test_samples, len(test))))
+BOOKKEEPING = ["example_id", "offset_mapping"]
 
-    checkpoint = resolve_pretrained_name(args.model_name_or_path)
-    # Byte-level BPE: a leading space makes a context's first word encode as it does mid-sentence.
-    tokenizer = AutoTokenizer.from_pretrained(checkpoint, add_prefix_space=True)
-    if args.from_scratch:
-        model = AutoModelForQuestionAnswering.from_config(AutoConfig.from_pretrained(checkpoint))
-    else:
-        model = AutoModelForQuestionAnswering.from_pretrained(checkpoint)
 
-    def featurize(split):
-        return split.map(
+class QuestionAnsweringTask(TaskSpec):
+    """Extractive QA: answer spans over question + context windows, SQuAD exact match and F1."""
+
+    name = "qa"
+    arguments_class = QuestionAnsweringArguments
+    auto_class = "AutoModelForQuestionAnswering"
+    peft_task_type = "QUESTION_ANS"
+    pipeline_task = "question-answering"
+    results_file = "qa_results.json"
+    dataset_name = BUILT_IN_DATASET
+    dataset_description = BUILT_IN_DESCRIPTION
+    headline_metric = "f1"
+
+    def load_data(self, args):
+        return load_question_answering_data(args)
+
+    def load_processor(self, checkpoint, args):
+        # Byte-level BPE: a leading space makes a context's first word encode as it does mid-sentence.
+        return AutoTokenizer.from_pretrained(checkpoint, add_prefix_space=True)
+
+    def featurize(self, run: TaskRun, split, data):
+        features = data.map(
             prepare_features,
             batched=True,
-            remove_columns=split.column_names,
-            fn_kwargs=dict(tokenizer=tokenizer, max_length=args.max_length, doc_stride=args.doc_stride),
+            remove_columns=data.column_names,
+            fn_kwargs=dict(
+                tokenizer=run.processor, max_length=run.args.max_length, doc_stride=run.args.doc_stride
+            ),
         )
+        return features.remove_columns(BOOKKEEPING) if split == "train" else features
 
-    bookkeeping = ["example_id", "offset_mapping"]
-    train_features = featurize(train).remove_columns(bookkeeping)
-    eval_features, test_features = featurize(validation), featurize(test)
-    squad_qa = load_metric("squad_qa")
+    def model_columns(self, run: TaskRun, split, features):
+        return features if split == "train" else features.remove_columns(BOOKKEEPING)
 
-    def score(examples, features, start_logits, end_logits) -> tuple[list[str], dict]:
+    def collator(self, run: TaskRun):
+        return DataCollatorWithPadding(run.processor, pad_to_multiple_of=8)
+
+    def _score(self, run: TaskRun, examples, features, start_logits, end_logits):
         predictions = postprocess_predictions(
-            examples, features, start_logits, end_logits, args.n_best_size, args.max_answer_length
+            examples, features, start_logits, end_logits, run.args.n_best_size, run.args.max_answer_length
         )
         references = [answers["text"] for answers in examples["answers"]]
-        return predictions, squad_qa.compute(predictions=predictions, references=references)
+        return predictions, load_metric("squad_qa").compute(predictions=predictions, references=references)
 
-    def compute_metrics(prediction):
-        start_logits, end_logits = prediction.predictions
-        return score(validation, eval_features, start_logits, end_logits)[1]
+    def compute_metrics(self, run: TaskRun):
+        def compute_metrics(prediction):
+            start_logits, end_logits = prediction.predictions
+            return self._score(run, run.validation, run.features["validation"], start_logits, end_logits)[1]
 
-    trainer = SoraTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=train_features,
-        eval_dataset=eval_features.remove_columns(bookkeeping),
-        data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8),
-        processing_class=tokenizer,
-        compute_metrics=compute_metrics,
-    )
-    trainer.train()
-    train_seconds = time.time() - started
-    # compute_metrics knows the validation windows only: predict the test windows, then score them here.
-    trainer.compute_metrics = None
-    test_output = trainer.predict(test_features.remove_columns(bookkeeping), metric_key_prefix="test")
-    predictions, test_scores = score(test, test_features, *test_output.predictions)
-    test_metrics = {
-        **{key: value for key, value in test_output.metrics.items() if key.startswith("test_")},
-        **{f"test_{key}": value for key, value in test_scores.items()},
-    }
-    trainer.save_model(output_dir)
+        return compute_metrics
 
-    results = {
-        "task": "qa",
-        "metric": "f1",
-        "test": test_metrics,
-        "examples": [
-            {"question": q, "context": c, "answer": a["text"][0], "prediction": p}
-            for q, c, a, p in zip(test["question"][:5], test["context"][:5], test["answers"][:5], predictions)
-        ],
-        "split_sizes": {"train": len(train), "validation": len(validation), "test": len(test)},
-        "windows": {"train": len(train_features), "test": len(test_features)},
-        "steps": trainer.state.global_step,
-        "train_seconds": train_seconds,
-    }
-    baseline = None
-    if args.run_baseline:
-        max_words = max(len(WORD.findall(answers["text"][0])) for answers in train["answers"])
-        baseline_predictions = word_overlap_baseline(list(test["question"]), list(test["context"]), max_words)
-        references = [answers["text"] for answers in test["answers"]]
-        baseline = squad_qa.compute(predictions=baseline_predictions, references=references)
-        results["baseline_word_overlap"] = {**baseline, "max_words": max_words}
-        results["baseline_word_overlap_f1"] = baseline["f1"]
-    results["wall_seconds"] = time.time() - started
-    # CPU seconds of all this process's threads: comparable across runs when other jobs share the machine.
-    results["cpu_seconds"] = time.process_time() - cpu_started
-    results["command"] = shlex.join(sys.argv)
-    results["arguments"] = asdict(args)
-    (output_dir / "qa_results.json").write_text(json.dumps(results, indent=2, default=str))
-
-    dataset_name, source = card_dataset(args, BUILT_IN_DATASET, BUILT_IN_DESCRIPTION)
-    summary = (
-        f"Extractive question answering, fine-tuned from `{args.model_name_or_path}` on {dataset_name}"
-        f"{source}: {len(train):,} training questions, {trainer.state.global_step:,} steps, "
-        f"{results['wall_seconds']:,.0f} s wall time. Test ({len(test):,} questions): "
-        f"exact match {test_scores['exact_match']:.1f}, F1 {test_scores['f1']:.1f}"
-    )
-    if baseline is not None:
-        summary += (
-            f"; word-overlap baseline (the span of at most {max_words} words sharing the most words with the "
-            f"question) exact match {baseline['exact_match']:.1f}, F1 {baseline['f1']:.1f}"
+    def score_test(self, run: TaskRun):
+        # compute_metrics knows the validation windows only: predict the test windows, then score them here.
+        run.trainer.compute_metrics = None
+        output = run.trainer.predict(
+            self.model_columns(run, "test", run.features["test"]), metric_key_prefix="test"
         )
-    trainer.create_model_card(
-        dataset=dataset_name,
-        tasks="question-answering",
-        metrics=test_metrics,
-        dataset_split="test",
-        model_description=f"{summary}.\n\nCommand: `{results['command']}`",
-    )
-    return results
+        predictions, scores = self._score(run, run.test, run.features["test"], *output.predictions)
+        metrics = {
+            **{key: value for key, value in output.metrics.items() if key.startswith("test_")},
+            **{f"test_{key}": value for key, value in scores.items()},
+        }
+        return metrics, predictions, output
+
+    def baseline(self, run: TaskRun):
+        max_words = max(len(WORD.findall(answers["text"][0])) for answers in run.train["answers"])
+        predictions = word_overlap_baseline(list(run.test["question"]), list(run.test["context"]), max_words)
+        references = [answers["text"] for answers in run.test["answers"]]
+        baseline = load_metric("squad_qa").compute(predictions=predictions, references=references)
+        return {
+            "baseline_word_overlap": {**baseline, "max_words": max_words},
+            "baseline_word_overlap_f1": baseline["f1"],
+        }
+
+    def extra_results(self, run: TaskRun, output, predictions):
+        test = run.test
+        return {
+            "examples": [
+                {"question": q, "context": c, "answer": a["text"][0], "prediction": p}
+                for q, c, a, p in zip(
+                    test["question"][:5], test["context"][:5], test["answers"][:5], predictions
+                )
+            ],
+            "windows": {"train": len(run.features["train"]), "test": len(run.features["test"])},
+        }
+
+    def summary(self, run: TaskRun, results: dict) -> str:
+        dataset_name, source = card_dataset(run)
+        test = results["test"]
+        summary = (
+            f"Extractive question answering, fine-tuned from `{run.args.model_name_or_path}` on {dataset_name}"
+            f"{source}: {len(run.train):,} training questions. Test ({len(run.test):,} questions): "
+            f"exact match {test['test_exact_match']:.1f}, F1 {test['test_f1']:.1f}"
+        )
+        if "baseline_word_overlap" in results:
+            baseline = results["baseline_word_overlap"]
+            summary += (
+                f"; word-overlap baseline (the span of at most {baseline['max_words']} words sharing the most words "
+                f"with the question) exact match {baseline['exact_match']:.1f}, F1 {baseline['f1']:.1f}"
+            )
+        return summary

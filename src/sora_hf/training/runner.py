@@ -1,0 +1,335 @@
+"""`run_task`: the one fine-tuning runner every task goes through (`sora-hf finetune`, the example scripts).
+
+A task is a `TaskSpec` (training/tasks/); this module owns what every task shares: the output folder and
+resuming, data loading (main process first), slicing, the model and PEFT, a frozen teacher, `SoraTrainer` (or
+its seq2seq variant) with the adversarial and distillation terms of `SoraTrainingArguments`, training, the test
+split, saving, plots, results JSON, model card and push — in that order, so the Hub gets the finished card.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from transformers import HfArgumentParser, set_seed
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
+
+from ..errors import UserInputError
+from ..pretrained import resolve_pretrained_name
+from ..redaction import redacted_command
+from .arguments import SoraSeq2SeqTrainingArguments, SoraTrainingArguments
+from .distillation import keep_every_kth_layer
+from .finetuning import make_parameter_efficient, parameter_counts, training_slice
+from .tasks import get_task
+from .tasks.base import TaskRun, TaskSpec, card_dataset
+from .teacher_inputs import TeacherInputsCollator, load_task_teacher
+from .trainer import SoraSeq2SeqTrainer, SoraTrainer
+
+# TrainingArguments a results JSON records (the card lists them all through its hyperparameters section)
+RECORDED_TRAINING_ARGUMENTS = (
+    "learning_rate",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "num_train_epochs",
+    "max_steps",
+    "warmup_steps",
+    "weight_decay",
+    "seed",
+    "bf16",
+    "adversarial_method",
+    "adversarial_epsilon",
+    "teacher_name_or_path",
+    "distill_alpha",
+    "distill_temperature",
+    "robustness_attacks",
+)
+
+
+def training_arguments_class(spec: TaskSpec) -> type:
+    """`SoraSeq2SeqTrainingArguments` for generating tasks, `SoraTrainingArguments` for the rest."""
+    return SoraSeq2SeqTrainingArguments if spec.seq2seq else SoraTrainingArguments
+
+
+def parse_task_arguments(task: str | TaskSpec, argv: list[str] | None = None, prog: str | None = None):
+    """(task arguments, training arguments) from a command line, or from one JSON file of arguments."""
+    spec = get_task(task) if isinstance(task, str) else task
+    parser = HfArgumentParser(
+        (spec.arguments_class, training_arguments_class(spec)),
+        prog=prog or f"sora-hf finetune --task {spec.name}",
+        description=f"Fine-tune on the {spec.name} task with SoraTrainer.",
+    )
+    if spec.seq2seq:
+        parser.set_defaults(predict_with_generate=True)  # the test split is scored on generated text
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        if not Path(argv[0]).is_file():
+            raise UserInputError(f"{argv[0]}: no such arguments file.")
+        return parser.parse_json_file(argv[0])
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def finetune_main(task: str, argv: list[str] | None = None, prog: str | None = None) -> dict:
+    """Parse `argv` for `task` and run it: the body of `sora-hf finetune` and of every example script."""
+    args, training_args = parse_task_arguments(task, argv, prog)
+    return run_task(task, args, training_args)
+
+
+def script_main(task: str) -> None:
+    """`examples/run_<task>.py`: run the task with this process's command line and print the results."""
+    results = finetune_main(task, prog=Path(sys.argv[0]).name)
+    print(json.dumps(printable_results(results), indent=2, default=str))
+
+
+def printable_results(results: dict) -> dict:
+    """The results JSON without the long entries (arguments, log history)."""
+    return {key: value for key, value in results.items() if key not in ("arguments", "log_history")}
+
+
+def resume_checkpoint(args, training_args) -> str | bool | None:
+    """The checkpoint to resume from (`--resume_from_checkpoint PATH|true`), after checking the output folder.
+
+    A run that does not resume refuses an `output_dir` holding another run's checkpoints unless
+    `--overwrite_output_dir` is given (then those checkpoints are removed first, so none is mixed in later).
+    """
+    output_dir = Path(training_args.output_dir)
+    requested = training_args.resume_from_checkpoint
+    if isinstance(requested, str) and requested.lower() in ("true", "false"):
+        requested = requested.lower() == "true"
+    if requested is True:
+        last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+        if last is None:
+            raise UserInputError(
+                f"--resume_from_checkpoint true: {output_dir} holds no checkpoint-* folder to resume; pass a "
+                "checkpoint path, or drop the flag to start a new run."
+            )
+        return last
+    if requested:
+        if not (Path(requested) / "trainer_state.json").is_file():
+            raise UserInputError(
+                f"--resume_from_checkpoint {requested}: not a checkpoint folder (no trainer_state.json); pass a "
+                "checkpoint-N folder written by a run, or true for the newest in output_dir."
+            )
+        return str(requested)
+    old = sorted(output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*")) if output_dir.is_dir() else []
+    if old and not args.overwrite_output_dir:
+        raise UserInputError(
+            f"--output_dir {output_dir} holds another run's checkpoints ({', '.join(p.name for p in old[:3])}"
+            f"{', ...' if len(old) > 3 else ''}): pass --resume_from_checkpoint true to continue that run, "
+            "--overwrite_output_dir to start over, or another --output_dir."
+        )
+    if old and training_args.process_index == 0:
+        for folder in old:
+            shutil.rmtree(folder)
+    return None
+
+
+def check_arguments(spec: TaskSpec, args, training_args) -> None:
+    """Refuse settings the task cannot honour, before any data or model is loaded."""
+    if getattr(training_args, "robustness_attacks", None) and not spec.robustness:
+        raise UserInputError(
+            f"--robustness_attacks: the attacks evaluate text classifiers; the {spec.name} task is not one. "
+            "Drop the flag."
+        )
+    if spec.seq2seq and not training_args.predict_with_generate:
+        raise UserInputError(
+            "The test split is scored on generated text: pass --predict_with_generate (sora-hf finetune and the "
+            "example scripts turn it on by default)."
+        )
+    if args.lora_r and args.peft_config:
+        raise UserInputError("Pass either --lora_r or --peft_config, not both.")
+    if getattr(training_args, "distill_use_cached_logits", False) and spec.name not in (
+        "classification",
+        "sentiment",
+    ):
+        raise UserInputError(
+            "--distill_use_cached_logits caches one logit vector per example: it serves sequence classification "
+            f"only, not {spec.name}. Drop it (the teacher then runs beside the student)."
+        )
+
+
+def _first(split, count: int | None):
+    return split.select(range(min(count, len(split)))) if count else split
+
+
+def _keep_token_out_of_files(training_args) -> None:
+    """Move `--hub_token` into this process's environment: `training_args.bin` (a pickle) and every recorded
+    argument list are written without it, and `huggingface_hub` still finds it (HF_TOKEN)."""
+    if training_args.hub_token:
+        os.environ["HF_TOKEN"] = training_args.hub_token
+        training_args.hub_token = None
+
+
+def run_task(task: str | TaskSpec, args, training_args) -> dict:
+    """Fine-tune on `task`, score the test split, and write model, plots, results JSON and card (then push)."""
+    spec = get_task(task) if isinstance(task, str) else task
+    started, cpu_started = time.time(), time.process_time()
+    check_arguments(spec, args, training_args)
+    _keep_token_out_of_files(training_args)
+    resume = resume_checkpoint(args, training_args)
+    output_dir = Path(training_args.output_dir)
+
+    with training_args.main_process_first(desc=f"{spec.name} data"):
+        dataset = spec.load_data(args)
+    run = TaskRun(
+        spec=spec,
+        args=args,
+        training_args=training_args,
+        dataset=dataset,
+        train=training_slice(dataset["train"], args.max_train_samples, training_args.seed),
+        validation=_first(dataset["validation"], args.max_eval_samples),
+        test=_first(dataset["test"], args.max_test_samples),
+        labels=spec.label_names(dataset, args),
+    )
+    checkpoint = resolve_pretrained_name(args.model_name_or_path)
+    run.processor = spec.load_processor(checkpoint, args)
+    set_seed(training_args.seed)  # the new head's initial weights
+    run.model = spec.load_model(checkpoint, args, run.labels, run.processor)
+    if args.keep_every_kth_layer:
+        run.model = keep_every_kth_layer(run.model, args.keep_every_kth_layer)
+    spec.configure_model(run)
+    teacher, teacher_tokenizer = load_task_teacher(spec, run)
+    spec.check_teacher(run, teacher, teacher_tokenizer)
+    attention = run.model.config._attn_implementation
+    if getattr(training_args, "distill_attention_weight", 0) > 0:
+        # attention matching reads attention weights, which only eager attention returns: asked for by the flag
+        for model in (run.model, teacher):
+            model.set_attn_implementation("eager")
+    run.model = make_parameter_efficient(run.model, args, task_type=spec.peft_task_type)
+    counts = parameter_counts(run.model)
+
+    with training_args.main_process_first(desc=f"{spec.name} features"):
+        for split in ("train", "validation", "test"):
+            run.features[split] = spec.featurize(run, split, getattr(run, split))
+    collator = spec.collator(run)
+    if teacher_tokenizer is not None or getattr(training_args, "distill_use_cached_logits", False):
+        collator = TeacherInputsCollator(collator, teacher_tokenizer)
+    train_features = spec.model_columns(run, "train", run.features["train"])
+    if teacher_tokenizer is not None or getattr(training_args, "distill_use_cached_logits", False):
+        train_features = TeacherInputsCollator.add_teacher_columns(
+            train_features, run, teacher, teacher_tokenizer
+        )
+        training_args.remove_unused_columns = False
+    if spec.passes_raw_columns:
+        training_args.remove_unused_columns = False
+    trainer_class = spec.trainer_class or (SoraSeq2SeqTrainer if spec.seq2seq else SoraTrainer)
+    run.trainer = trainer = trainer_class(
+        model=run.model,
+        args=training_args,
+        train_dataset=train_features,
+        eval_dataset=spec.model_columns(run, "validation", run.features["validation"]),
+        data_collator=collator,
+        processing_class=run.processor,
+        compute_metrics=spec.compute_metrics(run),
+        teacher_model=None if getattr(training_args, "distill_use_cached_logits", False) else teacher,
+        **spec.trainer_kwargs(run),
+    )
+    train_output = trainer.train(resume_from_checkpoint=resume)
+    train_seconds = time.time() - started
+    test_metrics, predictions, test_output = spec.score_test(run)
+
+    # serve with the attention kernel the model came with (attention matching trained it with eager)
+    trainer.model.set_attn_implementation(attention)
+    adapter_saved = False
+    if hasattr(trainer.model, "peft_config"):
+        if args.merge_adapter and hasattr(trainer.model, "merge_and_unload"):
+            # a full model for pipeline(); the adapter alone goes to adapter/
+            trainer.save_model(str(output_dir / "adapter"), _internal_call=True)
+            trainer.model = trainer.model.merge_and_unload()
+            adapter_saved = True
+    # _internal_call: Trainer would push here, before the card and results exist; the push comes last
+    trainer.save_model(str(output_dir), _internal_call=True)
+    if not trainer.is_world_process_zero():
+        return {"test": test_metrics}
+    trainer.save_state()  # trainer_state.json: the log history the card reads
+
+    results: dict[str, Any] = {
+        "task": spec.name,
+        "metric": spec.headline_metric,
+        "test": test_metrics,
+        "steps": trainer.state.global_step,
+        "train_seconds": train_seconds,
+        "seconds_per_step": train_output.metrics["train_runtime"] / max(trainer.state.global_step, 1),
+        "resumed_from": resume,
+        **counts,
+        "split_sizes": {"train": len(run.train), "validation": len(run.validation), "test": len(run.test)},
+        "full_test_size": len(dataset["test"]),
+        "loss_terms": _last_loss_terms(trainer.state.log_history),
+        "adapter": "adapter/" if adapter_saved else None,
+        **spec.extra_results(run, test_output, predictions),
+    }
+    if args.run_baseline:
+        results.update(spec.baseline(run) or {})
+    results["plots"] = ["loss_curve.png", *spec.write_plots(run, test_output, predictions, test_metrics)]
+    results["wall_seconds"] = time.time() - started
+    # CPU seconds of all this process's threads: comparable across runs when other jobs share the machine
+    results["cpu_seconds"] = time.process_time() - cpu_started
+    results["command"] = redacted_command()
+    results["arguments"] = asdict(args)
+    results["training_arguments"] = {
+        name: getattr(training_args, name)
+        for name in RECORDED_TRAINING_ARGUMENTS
+        if hasattr(training_args, name)
+    }
+    (output_dir / spec.results_file).write_text(json.dumps(results, indent=2, default=str))
+    card_kwargs = card_arguments(run, results)
+    trainer.create_model_card(**card_kwargs)
+    if training_args.push_to_hub:
+        trainer.push_to_hub(commit_message="End of training")
+    return results
+
+
+def _last_loss_terms(log_history: list[dict]) -> dict[str, float]:
+    """The last logged value of each extra loss term (`loss_fgm`, `loss_kd`, ...)."""
+    terms: dict[str, float] = {}
+    for entry in log_history:
+        terms.update({key: value for key, value in entry.items() if key.startswith("loss_")})
+    return terms
+
+
+def training_story(run: TaskRun, results: dict) -> str:
+    """Steps, wall time, and the PEFT / adversarial / distillation settings of the run, for the card."""
+    args, training_args = run.args, run.training_args
+    parts = [f"{results['steps']:,} steps, {results['wall_seconds']:,.0f} s wall time"]
+    if args.lora_r:
+        parts.append(f"LoRA rank {args.lora_r} ({results['trainable_parameters']:,} trainable parameters)")
+    elif args.peft_config:
+        parts.append(
+            f"peft config {Path(args.peft_config).name} ({results['trainable_parameters']:,} trainable)"
+        )
+    if args.train_top_layers:
+        parts.append(f"top {args.train_top_layers} encoder layers trained")
+    method = getattr(training_args, "adversarial_method", "none")
+    if method != "none":
+        parts.append(f"{method.upper()} adversarial training (epsilon {training_args.adversarial_epsilon})")
+    if getattr(training_args, "teacher_name_or_path", None):
+        parts.append(
+            f"distilled from `{training_args.teacher_name_or_path}` (alpha {training_args.distill_alpha}, "
+            f"T {training_args.distill_temperature})"
+        )
+    if results.get("resumed_from"):
+        parts.append(f"resumed from {Path(str(results['resumed_from'])).name}")
+    return "; ".join(parts)
+
+
+def card_arguments(run: TaskRun, results: dict) -> dict:
+    """`create_model_card` keywords: task, dataset, the test metrics and a description with the command."""
+    dataset_name, _ = card_dataset(run)
+    plots = " ".join(f"![{Path(name).stem.replace('_', ' ')}]({name})" for name in results["plots"])
+    description = (
+        f"{run.spec.summary(run, results)}.\n\nTraining: {training_story(run, results)}.\n\n"
+        f"Command: `{results['command']}`\n\n{plots}"
+    )
+    metrics = {key: value for key, value in results["test"].items() if isinstance(value, int | float)}
+    return dict(
+        dataset=dataset_name,
+        tasks=run.spec.pipeline_task,
+        metrics=metrics,
+        dataset_split="test",
+        model_description=description,
+    )

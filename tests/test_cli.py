@@ -1,0 +1,316 @@
+"""`sora-hf` as one tool: light `--help`, both flag spellings, one-line user errors, JSON argument files."""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+
+from sora_hf.cli import build_parser
+from sora_hf.cli import main as cli_main
+from sora_hf.commands import parse_dataclasses
+from sora_hf.errors import DataFileError, UserInputError
+from sora_hf.training.task_names import TASKS
+
+SCRIPT = Path(sys.executable).with_name("sora-hf")
+COMMANDS = ["build-corpus", "distill", "finetune", "pretrain", "pull", "push", "train-tokenizer"]
+# commands whose --help argparse prints without importing torch or transformers
+LIGHT_HELP = [[], ["build-corpus"], ["finetune"], ["pull"], ["push"], ["train-tokenizer"]]
+
+
+def run_sora_hf(*argv: str, timeout: int = 600) -> tuple[subprocess.CompletedProcess, float]:
+    """The installed console script in a fresh process (or its module when the script is not installed)."""
+    command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "sora_hf_cli"]
+    start = time.perf_counter()
+    done = subprocess.run([*command, *argv], capture_output=True, text=True, timeout=timeout)
+    return done, time.perf_counter() - start
+
+
+def subparsers() -> dict[str, argparse.ArgumentParser]:
+    [action] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(action.choices)
+
+
+def test_console_script_starts_at_the_light_entry_point():
+    [script] = [ep for ep in entry_points(group="console_scripts") if ep.name == "sora-hf"]
+    assert script.value == "sora_hf_cli:main"
+
+
+def test_every_command_module_is_registered():
+    assert sorted(subparsers()) == COMMANDS
+
+
+@pytest.mark.parametrize("command", LIGHT_HELP, ids=lambda c: " ".join(c) or "sora-hf")
+def test_help_imports_neither_torch_nor_transformers(command):
+    code = (
+        "import sys\n"
+        "from sora_hf_cli import main\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code == 0, exit.code\n"
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, *command, "--help"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines()[-1] == "[]"
+
+
+HELP_TEXT = {
+    "": ["usage: sora-hf", *COMMANDS, "sora-hf COMMAND --help"],
+    "build-corpus": ["--output-dir, --output_dir", "--max-docs-per-source, --max_docs_per_source", "wordnet"],
+    "finetune": ["--task TASK", "sora-hf finetune --task TASK --help", "args.json"],
+    "pull": ["--repo-id, --repo_id REPO_ID", "--local-dir, --local_dir LOCAL_DIR"],
+    "push": ["--repo-id, --repo_id REPO_ID", "--commit-message, --commit_message"],
+    "train-tokenizer": ["--vocab-size, --vocab_size VOCAB_SIZE", "--output-dir, --output_dir OUTPUT_DIR"],
+    # HfArgumentParser's help (imports the run's dataclasses, so torch: seconds, not instant)
+    "pretrain": [
+        "usage: sora-hf pretrain",
+        "--output_dir OUTPUT_DIR, --output-dir OUTPUT_DIR",
+        "--corpus_dir",
+    ],
+    "distill": ["usage: sora-hf distill", "--output_dir OUTPUT_DIR, --output-dir OUTPUT_DIR", "--teacher"],
+    "finetune --task sentiment": [
+        "usage: sora-hf finetune --task sentiment",
+        "--output_dir",
+        "--text_column",
+    ],
+}
+
+
+@pytest.mark.parametrize("command", list(HELP_TEXT), ids=lambda c: c or "sora-hf")
+def test_help_in_a_fresh_process(command, record_property):
+    if command == "distill":
+        distillation_module()
+    done, seconds = run_sora_hf(*command.split(), "--help")
+    record_property("seconds", round(seconds, 2))  # recorded, never asserted: timings are for benchmarks
+    print(f"sora-hf {command} --help: {seconds:.2f} s")
+    assert done.returncode == 0, done.stderr[-3000:]
+    for text in HELP_TEXT[command]:
+        assert text in done.stdout, text
+
+
+def test_finetune_help_lists_every_task_on_its_own_line():
+    done, _ = run_sora_hf("finetune", "--help")
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line.split(None, 1) for line in done.stdout.splitlines() if line.startswith("  ")]
+    listed = {words[0]: words[1] for words in lines if len(words) == 2}
+    assert {name: listed.get(name) for name in TASKS} == TASKS
+
+
+def test_finetune_needs_a_known_task(capsys):
+    with pytest.raises(SystemExit) as exit:
+        cli_main(["finetune", "--output_dir", "x"])
+    assert exit.value.code == 2 and "--task" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit:
+        cli_main(["finetune", "--task", "poetry"])
+    assert exit.value.code == 2 and "invalid choice: 'poetry'" in capsys.readouterr().err
+
+
+def test_finetune_hands_the_rest_to_the_runner(monkeypatch, capsys):
+    from sora_hf.training import runner
+
+    calls = []
+
+    def finetune_main(task, argv):
+        calls.append((task, argv))
+        return {"arguments": {"task": task}, "test": {"test_accuracy": 0.5}}
+
+    monkeypatch.setattr(runner, "finetune_main", finetune_main)
+    argv = ["--output_dir", "out", "--lora-r", "8", "args.json"]
+    assert cli_main(["finetune", "--output_dir", "out", "--task", "ner", "--lora-r", "8", "args.json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"test": {"test_accuracy": 0.5}}
+    assert cli_main(["finetune", "--task", "qa", "--help"]) == 0
+    assert calls == [("ner", argv), ("qa", ["--help"])]
+
+
+def spellings(argv: list[str]) -> list[str]:
+    """The same command line with `--multi_word` flags instead of `--multi-word`."""
+    return [arg[:2] + arg[2:].replace("-", "_") if arg.startswith("--") else arg for arg in argv]
+
+
+def test_every_multiword_flag_has_both_spellings():
+    for name, parser in subparsers().items():
+        for action in parser._actions:
+            flags = [flag for flag in action.option_strings if flag.startswith("--")]
+            for flag in flags:
+                other = flag[:2] + (
+                    flag[2:].replace("-", "_") if "-" in flag[2:] else flag[2:].replace("_", "-")
+                )
+                assert other in flags, f"sora-hf {name} {flag} has no {other}"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["build-corpus", "--output-dir", "out", "--max-docs-per-source", "5", "--sources", "wordnet"],
+        ["pull", "--repo-id", "me/sora", "--local-dir", "here"],
+        [
+            "push",
+            "--folder",
+            "run",
+            "--repo-id",
+            "me/sora",
+            "--commit-message",
+            "m",
+            "--no-create",
+            "--dry-run",
+        ],
+        ["train-tokenizer", "--dataset-dir", "d", "--text-column", "t", "--vocab-size", "300"]
+        + ["--min-frequency", "1", "--model-max-length", "64", "--output-dir", "tok"],
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_both_spellings_parse_to_the_same_values(argv):
+    parser = build_parser()
+    dashed, underscored = vars(parser.parse_args(argv)), vars(parser.parse_args(spellings(argv)))
+    assert spellings(argv) != argv and dashed == underscored
+    assert all(
+        value not in (None, False) for key, value in dashed.items() if key in ("output_dir", "repo_id")
+    )
+
+
+def distillation_module():
+    """`sora_hf.training.distillation`, or a skip while its run (`sora-hf distill`) is not in the package."""
+    from sora_hf.training import distillation
+
+    if not hasattr(distillation, "DistillationArguments"):
+        pytest.skip(
+            "sora_hf.training.distillation has no DistillationArguments: `sora-hf distill` cannot run"
+        )
+    return distillation
+
+
+def hf_parser(command: str):
+    """The HfArgumentParser `sora-hf pretrain` / `sora-hf distill` build."""
+    from transformers import HfArgumentParser, TrainingArguments
+
+    if command == "pretrain":
+        from sora_hf.training.pretraining import PretrainingArguments
+
+        return HfArgumentParser((PretrainingArguments, TrainingArguments))
+    from sora_hf.training.arguments import SoraTrainingArguments
+
+    return HfArgumentParser((distillation_module().DistillationArguments, SoraTrainingArguments))
+
+
+@pytest.mark.parametrize("command", ["pretrain", "distill", "finetune"])
+def test_hf_argument_commands_take_both_spellings(command):
+    from sora_hf.training.runner import parse_task_arguments
+
+    name, value = ("max_docs_per_source", 7) if command == "pretrain" else ("max_length", 32)
+    argv = [
+        "--output-dir",
+        "out",
+        "--per-device-train-batch-size",
+        "3",
+        f"--{name.replace('_', '-')}",
+        str(value),
+    ]
+    if command == "finetune":
+        parsed = [parse_task_arguments("sentiment", a) for a in (argv, spellings(argv))]
+    else:
+        parsed = [parse_dataclasses(hf_parser(command), a) for a in (argv, spellings(argv))]
+    for args, training_args in parsed:
+        assert (getattr(args, name), training_args.output_dir, training_args.per_device_train_batch_size) == (
+            value,
+            "out",
+            3,
+        )
+
+
+JSON_ARGUMENTS = {"pretrain": ("max_docs_per_source", 9), "distill": ("max_length", 48)}
+
+
+@pytest.mark.parametrize("command", list(JSON_ARGUMENTS))
+def test_a_json_file_of_arguments(command, tmp_path, monkeypatch, capsys):
+    from sora_hf.training import pretraining
+
+    distillation = distillation_module() if command == "distill" else None
+    seen = {}
+
+    def fake_run(args, training_args):
+        seen.update(args=args, training_args=training_args)
+        return {"held_out": "done", "arguments": {}}
+
+    monkeypatch.setattr(pretraining, "run_pretraining", fake_run)
+    if distillation is not None:
+        monkeypatch.setattr(distillation, "run_distillation", fake_run)
+    name, value = JSON_ARGUMENTS[command]
+    values = {"output_dir": str(tmp_path / "run"), "max_steps": 3, name: value}
+    path = tmp_path / "args.json"
+    path.write_text(json.dumps(values))
+    assert cli_main([command, str(path)]) == 0
+    assert (seen["training_args"].output_dir, seen["training_args"].max_steps) == (str(tmp_path / "run"), 3)
+    assert getattr(seen["args"], name) == value
+    capsys.readouterr()
+
+    path.write_text(json.dumps({**values, "max_stepz": 3}))
+    assert cli_main([command, str(path)]) == 2
+    assert capsys.readouterr().err == f"sora-hf {command}: error: {path}: unknown arguments max_stepz.\n"
+    path.write_text("{output_dir: run}")
+    assert cli_main([command, str(path)]) == 2
+    assert "is not valid JSON" in capsys.readouterr().err
+    assert cli_main([command, "--output_dir", "run", "--max_stepz", "3"]) == 2
+    assert capsys.readouterr().err == f"sora-hf {command}: error: unrecognized arguments: --max_stepz 3\n"
+
+
+def test_user_input_error_is_one_line_with_exit_code_2(monkeypatch, capsys):
+    from sora_hf.commands import train_tokenizer
+
+    def bad_file(args):
+        raise DataFileError("reviews.csv: no column 'text'.\n  Columns: review, stars.")
+
+    monkeypatch.setattr(train_tokenizer, "run", bad_file)
+    assert cli_main(["train-tokenizer", "--files", "reviews.csv", "--output-dir", "tok"]) == 2
+    captured = capsys.readouterr()
+    assert (
+        captured.err
+        == "sora-hf train-tokenizer: error: reviews.csv: no column 'text'. Columns: review, stars.\n"
+    )
+    assert issubclass(DataFileError, UserInputError) and issubclass(UserInputError, ValueError)
+
+    def bug(args):
+        raise RuntimeError("a bug, not the user's input")
+
+    monkeypatch.setattr(train_tokenizer, "run", bug)
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli_main(["train-tokenizer", "--files", "reviews.csv", "--output-dir", "tok"])
+
+
+def test_user_input_error_from_the_console_script(tmp_path):
+    done, _ = run_sora_hf("pretrain", str(tmp_path / "missing.json"))
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"sora-hf pretrain: error: {tmp_path / 'missing.json'}: no such arguments file."
+    ]
+
+
+def test_a_command_sees_the_registered_package(tmp_path):
+    """The console script runs `sora_hf/__init__` (the Auto registration) before the command runs."""
+    texts = tmp_path / "texts.txt"
+    texts.write_text("a lighthouse on the rock\nthe keeper climbs the tower\n" * 5, encoding="utf-8")
+    code = (
+        "import sys\n"
+        "from sora_hf_cli import main\n"
+        "assert main(sys.argv[1:]) == 0\n"
+        "import sora_hf\n"
+        "from transformers import AutoConfig, AutoTokenizer\n"
+        "print(type(AutoTokenizer.from_pretrained(sys.argv[-1])).__name__, type(AutoConfig.for_model('sora')).__name__,"
+        " sora_hf.SoraConfig.__name__)\n"
+    )
+    argv = ["train-tokenizer", "--files", str(texts), "--vocab_size", "300", "--min_frequency", "1"]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *argv, "--output_dir", str(tmp_path / "tok")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines()[-1] == "SoraTokenizer SoraConfig SoraConfig"

@@ -1,0 +1,138 @@
+"""The one runner: every task on tiny data with LoRA, FGM and a teacher; resuming; refusing a used output_dir."""
+
+import json
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from sora_hf import SoraConfig, SoraForPreTraining, train_sora_tokenizer
+from sora_hf.data.tasks import load_task_dataset
+from sora_hf.errors import UserInputError
+from sora_hf.training.runner import parse_task_arguments, run_task
+
+TEXT_TASKS = ["classification", "ner", "qa", "translation", "summarization", "dialogue"]
+MULTIMODAL_TASKS = ["easy_vqa", "spoken_commands"]
+TINY_TOWERS = [
+    "--hidden_size", "32", "--num_hidden_layers", "1", "--num_attention_heads", "2",
+    "--intermediate_size", "64", "--tower_hidden_size", "16", "--tower_layers", "1",
+    "--image_size", "32", "--num_mel_bins", "16",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """A pretraining checkpoint with a decoder (like `sora`) and a tokenizer trained on every task's text."""
+    folder = tmp_path_factory.mktemp("tiny-sora-runner")
+    texts = list(load_task_dataset("sentiment")["train"].select(range(600))["text"])
+    texts += [p["es"] for p in load_task_dataset("translation")["train"].select(range(300))["translation"]]
+    texts += list(load_task_dataset("qa")["train"].select(range(300))["context"])
+    tokenizer = train_sora_tokenizer(iter(texts), vocab_size=500)
+    torch.manual_seed(0)
+    config = SoraConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        is_encoder_decoder=True,
+        decoder_layers=1,
+    )
+    SoraForPreTraining(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def task_argv(task: str, checkpoint: str, output_dir, *extra: str) -> list[str]:
+    """A tiny run of `task`: 32 training examples, 4 steps, 8 test examples."""
+    model = TINY_TOWERS if task in MULTIMODAL_TASKS else ["--model_name_or_path", checkpoint]
+    lengths = []
+    if task in ("translation", "summarization", "dialogue"):
+        lengths = ["--max_source_length", "48", "--max_target_length", "16", "--generation_max_length", "8"]
+    return [
+        *model, *lengths,
+        "--output_dir", str(output_dir), "--max_train_samples", "32", "--max_eval_samples", "8",
+        "--max_test_samples", "8", "--max_steps", "4", "--per_device_train_batch_size", "8",
+        "--per_device_eval_batch_size", "8", "--learning_rate", "1e-3", "--logging_steps", "1",
+        "--report_to", "none", "--use_cpu", "--run_baseline", "false", "--seed", "3", *extra,
+    ]  # fmt: skip
+
+
+def run(task: str, argv: list[str]) -> dict:
+    return run_task(task, *parse_task_arguments(task, argv))
+
+
+def weights(folder) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "model.safetensors"))
+
+
+@pytest.mark.parametrize("task", TEXT_TASKS + MULTIMODAL_TASKS)
+def test_every_task_trains_with_lora_fgm_and_a_teacher_and_resumes(task, tiny_checkpoint, tmp_path):
+    # the teacher: the same task fine-tuned plainly (same tokenizer and labels)
+    teacher = tmp_path / "teacher"
+    run(task, task_argv(task, tiny_checkpoint, teacher, "--save_strategy", "no", "--max_steps", "2"))
+
+    options = ["--lora_r", "2", "--adversarial_method", "fgm", "--teacher_name_or_path", str(teacher)]
+    options += ["--save_strategy", "steps", "--save_steps", "2"]
+    full = tmp_path / "full"
+    results = run(task, task_argv(task, tiny_checkpoint, full, *options))
+
+    # LoRA: only the adapter (and the head peft saves with it) trains
+    with safe_open(str(full / "adapter" / "adapter_model.safetensors"), "pt") as adapter:
+        adapter_size = sum(adapter.get_tensor(name).numel() for name in adapter.keys())
+    assert results["trainable_parameters"] == adapter_size
+    assert results["trainable_parameters"] < results["total_parameters"] / 4
+    # both extra terms reached the loss and the log
+    logged = json.loads((full / "trainer_state.json").read_text())["log_history"]
+    assert all("loss_fgm" in entry and "loss_kd" in entry for entry in logged if "loss" in entry)
+    assert set(results["loss_terms"]) == {"loss_fgm", "loss_kd"}
+    assert results["steps"] == 4 and (full / "README.md").is_file() and (full / "loss_curve.png").is_file()
+
+    # resume from the step-2 checkpoint: continues at step 2 and ends with the same weights
+    resumed = tmp_path / "resumed"
+    resumed_results = run(
+        task,
+        task_argv(
+            task, tiny_checkpoint, resumed, *options, "--resume_from_checkpoint", str(full / "checkpoint-2")
+        ),
+    )
+    assert resumed_results["resumed_from"].endswith("checkpoint-2") and resumed_results["steps"] == 4
+    resumed_log = json.loads((resumed / "trainer_state.json").read_text())["log_history"]
+    losses = {e["step"]: (e["loss"], e["loss_fgm"], e["loss_kd"]) for e in logged if "loss" in e}
+    assert {e["step"]: (e["loss"], e["loss_fgm"], e["loss_kd"]) for e in resumed_log if "loss" in e} == losses
+    for name, tensor in weights(full).items():
+        assert torch.equal(tensor, weights(resumed)[name]), name
+
+
+def test_a_used_output_dir_is_refused_unless_resumed_or_overwritten(tiny_checkpoint, tmp_path):
+    output_dir = tmp_path / "run"
+    base = task_argv("classification", tiny_checkpoint, output_dir, "--save_steps", "2", "--max_steps", "2")
+    run("classification", base)
+    assert (output_dir / "checkpoint-2").is_dir()
+    with pytest.raises(UserInputError, match="holds another run's checkpoints.*--overwrite_output_dir"):
+        run("classification", base)
+    results = run("classification", [*base, "--overwrite_output_dir", "true"])
+    assert results["resumed_from"] is None and results["steps"] == 2
+    # `true` resumes the newest checkpoint: nothing left to train, the step count stays
+    again = run("classification", [*base, "--resume_from_checkpoint", "true", "--max_steps", "2"])
+    assert again["resumed_from"].endswith("checkpoint-2") and again["steps"] == 2
+
+
+def test_arguments_from_a_json_file(tiny_checkpoint, tmp_path):
+    argv = task_argv("classification", tiny_checkpoint, tmp_path / "run", "--lora_r", "4")
+    values = {}
+    for flag, value in zip(argv[::2], argv[1::2]):
+        values[flag.lstrip("-")] = value
+    file = tmp_path / "args.json"
+    file.write_text(json.dumps({**values, "use_cpu": True, "lora_r": 4, "max_steps": 4}))
+    args, training_args = parse_task_arguments("classification", [str(file)])
+    assert args.lora_r == 4 and training_args.max_steps == 4 and args.model_name_or_path == tiny_checkpoint
+
+
+def test_flags_a_task_cannot_honour_are_refused(tiny_checkpoint, tmp_path):
+    with pytest.raises(UserInputError, match="robustness_attacks"):
+        run("ner", task_argv("ner", tiny_checkpoint, tmp_path / "a", "--robustness_attacks", "embedding"))
+    with pytest.raises(UserInputError, match="lora_r or --peft_config"):
+        run("qa", task_argv("qa", tiny_checkpoint, tmp_path / "b", "--lora_r", "2", "--peft_config", "x"))
