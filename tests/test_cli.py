@@ -86,8 +86,6 @@ HELP_TEXT = {
 
 @pytest.mark.parametrize("command", list(HELP_TEXT), ids=lambda c: c or "sora-hf")
 def test_help_in_a_fresh_process(command, record_property):
-    if command == "distill":
-        distillation_module()
     done, seconds = run_sora_hf(*command.split(), "--help")
     record_property("seconds", round(seconds, 2))  # recorded, never asserted: timings are for benchmarks
     print(f"sora-hf {command} --help: {seconds:.2f} s")
@@ -176,28 +174,13 @@ def test_both_spellings_parse_to_the_same_values(argv):
     )
 
 
-def distillation_module():
-    """`sora_hf.training.distillation`, or a skip while its run (`sora-hf distill`) is not in the package."""
-    from sora_hf.training import distillation
-
-    if not hasattr(distillation, "DistillationArguments"):
-        pytest.skip(
-            "sora_hf.training.distillation has no DistillationArguments: `sora-hf distill` cannot run"
-        )
-    return distillation
-
-
 def hf_parser(command: str):
-    """The HfArgumentParser `sora-hf pretrain` / `sora-hf distill` build."""
+    """The HfArgumentParser `sora-hf pretrain` builds."""
     from transformers import HfArgumentParser, TrainingArguments
 
-    if command == "pretrain":
-        from sora_hf.training.pretraining import PretrainingArguments
+    from sora_hf.training.pretraining import PretrainingArguments
 
-        return HfArgumentParser((PretrainingArguments, TrainingArguments))
-    from sora_hf.training.arguments import SoraTrainingArguments
-
-    return HfArgumentParser((distillation_module().DistillationArguments, SoraTrainingArguments))
+    return HfArgumentParser((PretrainingArguments, TrainingArguments))
 
 
 @pytest.mark.parametrize("command", ["pretrain", "distill", "finetune"])
@@ -213,8 +196,8 @@ def test_hf_argument_commands_take_both_spellings(command):
         f"--{name.replace('_', '-')}",
         str(value),
     ]
-    if command == "finetune":
-        parsed = [parse_task_arguments("sentiment", a) for a in (argv, spellings(argv))]
+    if command in ("finetune", "distill"):  # distill is the classification task with a teacher
+        parsed = [parse_task_arguments("classification", a) for a in (argv, spellings(argv))]
     else:
         parsed = [parse_dataclasses(hf_parser(command), a) for a in (argv, spellings(argv))]
     for args, training_args in parsed:
@@ -225,14 +208,13 @@ def test_hf_argument_commands_take_both_spellings(command):
         )
 
 
-JSON_ARGUMENTS = {"pretrain": ("max_docs_per_source", 9), "distill": ("max_length", 48)}
+JSON_ARGUMENTS = {"pretrain": ("max_docs_per_source", 9)}
 
 
 @pytest.mark.parametrize("command", list(JSON_ARGUMENTS))
 def test_a_json_file_of_arguments(command, tmp_path, monkeypatch, capsys):
     from sora_hf.training import pretraining
 
-    distillation = distillation_module() if command == "distill" else None
     seen = {}
 
     def fake_run(args, training_args):
@@ -240,8 +222,6 @@ def test_a_json_file_of_arguments(command, tmp_path, monkeypatch, capsys):
         return {"held_out": "done", "arguments": {}}
 
     monkeypatch.setattr(pretraining, "run_pretraining", fake_run)
-    if distillation is not None:
-        monkeypatch.setattr(distillation, "run_distillation", fake_run)
     name, value = JSON_ARGUMENTS[command]
     values = {"output_dir": str(tmp_path / "run"), "max_steps": 3, name: value}
     path = tmp_path / "args.json"
@@ -314,3 +294,16 @@ def test_a_command_sees_the_registered_package(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.splitlines()[-1] == "SoraTokenizer SoraConfig SoraConfig"
+
+
+def test_distill_without_a_teacher_is_refused_on_one_line(capsys):
+    assert cli_main(["distill", "--output_dir", "run"]) == 2
+    assert capsys.readouterr().err == (
+        "sora-hf distill: error: sora-hf distill needs --teacher_name_or_path (a fine-tuned classifier with the "
+        "task's labels).\n"
+    )
+
+
+def test_finetune_refuses_an_unknown_flag_on_one_line(capsys):
+    assert cli_main(["finetune", "--task", "ner", "--output_dir", "run", "--lora_rank", "4"]) == 2
+    assert capsys.readouterr().err == "sora-hf finetune: error: unrecognized arguments: --lora_rank 4\n"

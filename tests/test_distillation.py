@@ -436,8 +436,12 @@ def test_keep_every_kth_layer_keeps_the_chosen_layers():
 def test_hidden_state_and_attention_terms_with_a_shared_tokenizer(tmp_path, sora_tokenizer):
     teacher = tiny_student(num_layers=4, seed=3)
     student = keep_every_kth_layer(tiny_student(num_layers=4, seed=4), 2)
-    with pytest.raises(ValueError, match="only eager attention returns"):  # never switched behind the user's back
-        make_trainer(tmp_path, student, sora_tokenizer, teacher, sora_tokenizer, distill_attention_weight=10.0)
+    with pytest.raises(
+        ValueError, match="only eager attention returns"
+    ):  # never switched behind the user's back
+        make_trainer(
+            tmp_path, student, sora_tokenizer, teacher, sora_tokenizer, distill_attention_weight=10.0
+        )
     for model in (teacher, student):
         model.set_attn_implementation("eager")
     trainer = make_trainer(

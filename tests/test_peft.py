@@ -557,11 +557,12 @@ def test_adapter_round_trip_through_the_hub(hub):
 
 
 def test_lora_target_modules_takes_names_or_one_regular_expression():
-    from sora_hf.training.finetuning import FinetuneArguments, make_parameter_efficient
+    from sora_hf.training.finetuning import make_parameter_efficient
+    from sora_hf.training.tasks import RunArguments
 
     def adapted(targets: list[str]) -> set[str]:
         model = SoraForSequenceClassification(tiny_config(num_labels=3))
-        args = FinetuneArguments(lora_r=4, lora_target_modules=targets)
+        args = RunArguments(lora_r=4, lora_target_modules=targets)
         peft_model = make_parameter_efficient(model, args, TaskType.SEQ_CLS)
         return {
             n.removeprefix("base_model.model.").rsplit(".lora_", 1)[0]

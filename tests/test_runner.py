@@ -1,6 +1,7 @@
 """The one runner: every task on tiny data with LoRA, FGM and a teacher; resuming; refusing a used output_dir."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ from safetensors.torch import load_file
 from sora_hf import SoraConfig, SoraForPreTraining, train_sora_tokenizer
 from sora_hf.data.tasks import load_task_dataset
 from sora_hf.errors import UserInputError
-from sora_hf.training.runner import parse_task_arguments, run_task
+from sora_hf.training.runner import finetune_main, parse_task_arguments
 
 TEXT_TASKS = ["classification", "ner", "qa", "translation", "summarization", "dialogue"]
 MULTIMODAL_TASKS = ["easy_vqa", "spoken_commands"]
@@ -61,7 +62,7 @@ def task_argv(task: str, checkpoint: str, output_dir, *extra: str) -> list[str]:
 
 
 def run(task: str, argv: list[str]) -> dict:
-    return run_task(task, *parse_task_arguments(task, argv))
+    return finetune_main(task, argv)
 
 
 def weights(folder) -> dict[str, torch.Tensor]:
@@ -115,20 +116,25 @@ def test_a_used_output_dir_is_refused_unless_resumed_or_overwritten(tiny_checkpo
         run("classification", base)
     results = run("classification", [*base, "--overwrite_output_dir", "true"])
     assert results["resumed_from"] is None and results["steps"] == 2
-    # `true` resumes the newest checkpoint: nothing left to train, the step count stays
-    again = run("classification", [*base, "--resume_from_checkpoint", "true", "--max_steps", "2"])
-    assert again["resumed_from"].endswith("checkpoint-2") and again["steps"] == 2
+    # `true` resumes the newest checkpoint and trains on to the new max_steps
+    again = run("classification", [*base, "--resume_from_checkpoint", "true", "--max_steps", "4"])
+    assert again["resumed_from"].endswith("checkpoint-2") and again["steps"] == 4
 
 
 def test_arguments_from_a_json_file(tiny_checkpoint, tmp_path):
-    argv = task_argv("classification", tiny_checkpoint, tmp_path / "run", "--lora_r", "4")
-    values = {}
-    for flag, value in zip(argv[::2], argv[1::2]):
-        values[flag.lstrip("-")] = value
+    values = {
+        "model_name_or_path": tiny_checkpoint,
+        "output_dir": str(tmp_path / "run"),
+        "lora_r": 4,
+        "max_steps": 4,
+        "adversarial_method": "pgd",
+        "use_cpu": True,
+    }
     file = tmp_path / "args.json"
-    file.write_text(json.dumps({**values, "use_cpu": True, "lora_r": 4, "max_steps": 4}))
+    file.write_text(json.dumps(values))
     args, training_args = parse_task_arguments("classification", [str(file)])
-    assert args.lora_r == 4 and training_args.max_steps == 4 and args.model_name_or_path == tiny_checkpoint
+    assert (args.lora_r, training_args.max_steps, training_args.adversarial_method) == (4, 4, "pgd")
+    assert args.model_name_or_path == tiny_checkpoint and training_args.output_dir == str(tmp_path / "run")
 
 
 def test_flags_a_task_cannot_honour_are_refused(tiny_checkpoint, tmp_path):
@@ -136,3 +142,63 @@ def test_flags_a_task_cannot_honour_are_refused(tiny_checkpoint, tmp_path):
         run("ner", task_argv("ner", tiny_checkpoint, tmp_path / "a", "--robustness_attacks", "embedding"))
     with pytest.raises(UserInputError, match="lora_r or --peft_config"):
         run("qa", task_argv("qa", tiny_checkpoint, tmp_path / "b", "--lora_r", "2", "--peft_config", "x"))
+
+
+def test_two_processes_only_the_main_one_writes_and_pushes(tiny_checkpoint, tmp_path, hub):
+    """`accelerate launch` with two processes (gloo): rank 1 trains and evaluates, but writes nothing under the
+    output folder and never talks to the Hub; rank 0 writes the folder and pushes it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from hub_server import WRITE_TOKEN
+    from huggingface_hub import HfApi
+
+    accelerate = Path(sys.executable).with_name("accelerate")
+    launch = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
+    launch += ["--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29523"]
+    script = Path(__file__).parent / "scripts" / "runner_ddp.py"
+    argv = task_argv("classification", tiny_checkpoint, tmp_path / "run", "--save_strategy", "no")
+    argv += ["--push_to_hub", "--hub_model_id", "sora-tester/ddp-run", "--hub_token", WRITE_TOKEN]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    result = subprocess.run(
+        [*launch, str(script), str(tmp_path / "record"), "classification", *argv],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    main = json.loads((tmp_path / "record.rank0.json").read_text())
+    other = json.loads((tmp_path / "record.rank1.json").read_text())
+    assert other == {"writes": [], "hub_connections": 0}
+    # (safetensors writes from Rust, which Python's audit hook does not see)
+    assert {"README.md", "classification_results.json", "loss_curve.png", "config.json"} <= set(
+        main["writes"]
+    )
+    assert main["hub_connections"] > 0
+    files = set(HfApi().list_repo_files("sora-tester/ddp-run"))
+    assert {"model.safetensors", "README.md", "classification_results.json", "confusion_matrix.png"} <= files
+
+
+def test_a_token_given_on_the_command_line_reaches_no_file(tiny_checkpoint, tmp_path, hub):
+    """`--hub_token` is redacted in every recorded command, left out of `training_args.bin`, and nothing pushed
+    holds it."""
+    from hub_server import WRITE_TOKEN
+    from huggingface_hub import HfApi, snapshot_download
+
+    argv = task_argv("classification", tiny_checkpoint, tmp_path / "run", "--save_steps", "2")
+    argv += ["--push_to_hub", "--hub_model_id", "sora-tester/token-run", "--hub_token", WRITE_TOKEN]
+    results = run("classification", argv)
+    assert "--hub_token '<redacted>'" in results["command"]
+    for path in (tmp_path / "run").rglob("*"):
+        if path.is_file():
+            assert WRITE_TOKEN.encode() not in path.read_bytes(), path
+    pushed = set(HfApi().list_repo_files("sora-tester/token-run"))
+    assert "training_args.bin" not in pushed and not any(name.startswith("checkpoint-") for name in pushed)
+    assert {"README.md", "classification_results.json", "loss_curve.png", "model.safetensors"} <= pushed
+    local = snapshot_download("sora-tester/token-run", local_dir=tmp_path / "pulled")
+    for path in Path(local).rglob("*"):
+        if path.is_file():
+            assert WRITE_TOKEN.encode() not in path.read_bytes(), path

@@ -1,28 +1,36 @@
-"""`sora-hf distill ...`: the same run as examples/run_distillation.py (a teacher into a Sora classifier)."""
+"""`sora-hf distill ...`: fine-tune a Sora classifier with a frozen teacher (`sora-hf finetune --task
+classification` with `--teacher_name_or_path` required); examples/run_distillation.py adds the comparison."""
 
 import argparse
-import json
 
-from . import parse_dataclasses
+from ..errors import UserInputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "distill",
-        help="Distil a fine-tuned teacher into a Sora classifier; every flag of examples/run_distillation.py works.",
+        help="Distil a fine-tuned teacher into a Sora classifier (finetune --task classification + a teacher).",
         add_help=False,
     )
     parser.set_defaults(func=run, forward_arguments=True)
 
 
 def run(args: argparse.Namespace) -> int:
-    from transformers import HfArgumentParser
+    import json
 
-    from ..training.arguments import SoraTrainingArguments
-    from ..training.distillation import DistillationArguments, run_distillation
+    from ..training.runner import finetune_main, printable_results
 
-    parser = HfArgumentParser((DistillationArguments, SoraTrainingArguments), prog="sora-hf distill")
-    distill_args, training_args = parse_dataclasses(parser, args.arguments)
-    results = run_distillation(distill_args, training_args)
-    print(json.dumps({k: v for k, v in results.items() if k != "arguments"}, indent=2, default=str))
+    argv = list(args.arguments)
+    is_file = len(argv) == 1 and argv[0].endswith(".json")
+    if (
+        not is_file
+        and "--help" not in argv
+        and "-h" not in argv
+        and not any(a.split("=")[0] in ("--teacher_name_or_path", "--teacher-name-or-path") for a in argv)
+    ):
+        raise UserInputError(
+            "sora-hf distill needs --teacher_name_or_path (a fine-tuned classifier with the task's labels)."
+        )
+    results = finetune_main("classification", argv, prog="sora-hf distill")
+    print(json.dumps(printable_results(results), indent=2, default=str))
     return 0

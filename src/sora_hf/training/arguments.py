@@ -103,6 +103,12 @@ class SoraTrainingArguments(TrainingArguments):
         default=128, metadata={"help": "Tokenizer truncation for the attacks."}
     )
 
+    def __getstate__(self) -> dict:
+        """Pickled (`training_args.bin`, which checkpoints and Trainer's pushes carry) without the Hub token."""
+        state = dict(self.__dict__)
+        state["hub_token"] = None
+        return state
+
     def __post_init__(self):
         super().__post_init__()
         check_distillation_arguments(self)

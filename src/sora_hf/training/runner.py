@@ -9,7 +9,6 @@ split, saving, plots, results JSON, model card and push — in that order, so th
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import time
@@ -20,6 +19,7 @@ from typing import Any
 from transformers import HfArgumentParser, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
+from ..argument_files import parse_dataclasses
 from ..errors import UserInputError
 from ..pretrained import resolve_pretrained_name
 from ..redaction import redacted_command
@@ -66,23 +66,20 @@ def parse_task_arguments(task: str | TaskSpec, argv: list[str] | None = None, pr
     )
     if spec.seq2seq:
         parser.set_defaults(predict_with_generate=True)  # the test split is scored on generated text
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        if not Path(argv[0]).is_file():
-            raise UserInputError(f"{argv[0]}: no such arguments file.")
-        return parser.parse_json_file(argv[0])
-    return parser.parse_args_into_dataclasses(args=argv)
+    return parse_dataclasses(parser, list(sys.argv[1:] if argv is None else argv))
 
 
 def finetune_main(task: str, argv: list[str] | None = None, prog: str | None = None) -> dict:
     """Parse `argv` for `task` and run it: the body of `sora-hf finetune` and of every example script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    prog = prog or f"sora-hf finetune --task {task}"
     args, training_args = parse_task_arguments(task, argv, prog)
-    return run_task(task, args, training_args)
+    return run_task(task, args, training_args, command=[*prog.split(), *argv])
 
 
 def script_main(task: str) -> None:
     """`examples/run_<task>.py`: run the task with this process's command line and print the results."""
-    results = finetune_main(task, prog=Path(sys.argv[0]).name)
+    results = finetune_main(task, prog=sys.argv[0])
     print(json.dumps(printable_results(results), indent=2, default=str))
 
 
@@ -157,20 +154,14 @@ def _first(split, count: int | None):
     return split.select(range(min(count, len(split)))) if count else split
 
 
-def _keep_token_out_of_files(training_args) -> None:
-    """Move `--hub_token` into this process's environment: `training_args.bin` (a pickle) and every recorded
-    argument list are written without it, and `huggingface_hub` still finds it (HF_TOKEN)."""
-    if training_args.hub_token:
-        os.environ["HF_TOKEN"] = training_args.hub_token
-        training_args.hub_token = None
+def run_task(task: str | TaskSpec, args, training_args, command: list[str] | None = None) -> dict:
+    """Fine-tune on `task`, score the test split, and write model, plots, results JSON and card (then push).
 
-
-def run_task(task: str | TaskSpec, args, training_args) -> dict:
-    """Fine-tune on `task`, score the test split, and write model, plots, results JSON and card (then push)."""
+    `command` is the command line the card and results record (secrets redacted); default: this process's.
+    """
     spec = get_task(task) if isinstance(task, str) else task
     started, cpu_started = time.time(), time.process_time()
     check_arguments(spec, args, training_args)
-    _keep_token_out_of_files(training_args)
     resume = resume_checkpoint(args, training_args)
     output_dir = Path(training_args.output_dir)
 
@@ -229,6 +220,7 @@ def run_task(task: str | TaskSpec, args, training_args) -> dict:
         teacher_model=None if getattr(training_args, "distill_use_cached_logits", False) else teacher,
         **spec.trainer_kwargs(run),
     )
+    memory_before = peak_memory_mib()
     train_output = trainer.train(resume_from_checkpoint=resume)
     train_seconds = time.time() - started
     test_metrics, predictions, test_output = spec.score_test(run)
@@ -256,6 +248,8 @@ def run_task(task: str | TaskSpec, args, training_args) -> dict:
         "train_seconds": train_seconds,
         "seconds_per_step": train_output.metrics["train_runtime"] / max(trainer.state.global_step, 1),
         "resumed_from": resume,
+        "peak_memory_mib": peak_memory_mib(),
+        "peak_memory_before_training_mib": memory_before,
         **counts,
         "split_sizes": {"train": len(run.train), "validation": len(run.validation), "test": len(run.test)},
         "full_test_size": len(dataset["test"]),
@@ -269,7 +263,7 @@ def run_task(task: str | TaskSpec, args, training_args) -> dict:
     results["wall_seconds"] = time.time() - started
     # CPU seconds of all this process's threads: comparable across runs when other jobs share the machine
     results["cpu_seconds"] = time.process_time() - cpu_started
-    results["command"] = redacted_command()
+    results["command"] = redacted_command(command)
     results["arguments"] = asdict(args)
     results["training_arguments"] = {
         name: getattr(training_args, name)
@@ -282,6 +276,13 @@ def run_task(task: str | TaskSpec, args, training_args) -> dict:
     if training_args.push_to_hub:
         trainer.push_to_hub(commit_message="End of training")
     return results
+
+
+def peak_memory_mib() -> float:
+    """Peak resident memory of this process so far (MiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _last_loss_terms(log_history: list[dict]) -> dict[str, float]:

@@ -285,6 +285,23 @@ class SoraTrainer(Trainer):
             commit_message=commit_message,
         )
 
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        """At each save (`hub_strategy="every_save"`), push the model as `push_to_hub` does: not the checkpoint's
+        optimizer state, RNG states or `training_args.bin`. The checkpoint strategies keep Trainer's behaviour
+        (they exist to push resumable checkpoints)."""
+        if self.args.hub_strategy != "every_save":
+            return super()._push_from_checkpoint(checkpoint_folder)
+        if not self.is_world_process_zero():
+            return None
+        push_folder(
+            checkpoint_folder,
+            self.hub_model_id,
+            token=self.args.hub_token,
+            revision=self.args.hub_revision,
+            commit_message=f"Training in progress, step {self.state.global_step}",
+        )
+        return None
+
 
 class SoraSeq2SeqTrainer(SoraTrainer, Seq2SeqTrainer):
     """`SoraTrainer` (extra loss terms, cards, loss curve, push) with `Seq2SeqTrainer`'s generation in evaluation."""

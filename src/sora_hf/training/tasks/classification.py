@@ -49,13 +49,6 @@ def tfidf_logistic_regression_accuracy(train, test) -> float:
     return float(np.mean(classifier.predict(test["text"]) == np.array(test["label"])))
 
 
-def peak_memory_mib() -> float:
-    """Peak resident memory of this process so far (MiB)."""
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 class ClassificationTask(TaskSpec):
     """Sequence classification scored by accuracy and macro-F1, beside TF-IDF + logistic regression."""
 
@@ -116,7 +109,7 @@ class ClassificationTask(TaskSpec):
         return {"baseline_tfidf_logreg_accuracy": tfidf_logistic_regression_accuracy(run.train, run.test)}
 
     def extra_results(self, run: TaskRun, output, predictions):
-        return {"labels": run.labels, "peak_memory_mib": peak_memory_mib()}
+        return {"labels": run.labels}
 
     def check_teacher(self, run: TaskRun, teacher, teacher_tokenizer) -> None:
         from ..distillation import check_distillation_setup

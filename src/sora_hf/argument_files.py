@@ -1,0 +1,38 @@
+"""Command lines and JSON files of arguments into HfArgumentParser dataclasses, with one-line errors."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+from .errors import UserInputError
+
+
+def parse_dataclasses(parser, argv: list[str]) -> tuple:
+    """An HfArgumentParser's dataclasses from a command line, or from one JSON file (`sora-hf pretrain args.json`).
+
+    Unknown flags or JSON keys, a missing file and invalid JSON raise `UserInputError` (one line, exit code 2).
+    """
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        path = Path(argv[0])
+        if not path.is_file():
+            raise UserInputError(f"{path}: no such arguments file.")
+        try:
+            values = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise UserInputError(f"{path} is not valid JSON: {err}") from err
+        if not isinstance(values, dict):
+            raise UserInputError(f"{path} must hold one JSON object of argument names and values.")
+        known = {
+            field.name
+            for dtype in parser.dataclass_types
+            for field in dataclasses.fields(dtype)
+            if field.init
+        }
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UserInputError(f"{path}: unknown arguments {', '.join(unknown)}.")
+        return parser.parse_dict(values)
+    *outputs, remaining = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    if remaining:
+        raise UserInputError(f"unrecognized arguments: {' '.join(remaining)}")
+    return tuple(outputs)
