@@ -202,3 +202,58 @@ def test_a_token_given_on_the_command_line_reaches_no_file(tiny_checkpoint, tmp_
     for path in Path(local).rglob("*"):
         if path.is_file():
             assert WRITE_TOKEN.encode() not in path.read_bytes(), path
+
+
+def test_own_csv_to_pgd_lora_run_to_hub_to_pipeline_in_a_fresh_process(tiny_checkpoint, tmp_path, hub):
+    """A new user's path: one CSV, one `sora-hf finetune` with PGD + LoRA + push, then `pipeline(model=repo)` in
+    another process predicts what the local folder predicts."""
+    import csv
+    import os
+    import subprocess
+    import sys
+
+    from hub_server import WRITE_TOKEN
+    from huggingface_hub import HfApi
+    from transformers import pipeline
+
+    from sora_hf.cli import main as cli_main
+
+    tweets = load_task_dataset("sentiment")["train"].shuffle(seed=0).select(range(120))
+    names = tweets.features["label"].names
+    with open(tmp_path / "reviews.csv", "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["review", "mood"])
+        writer.writerows([text, names[label]] for text, label in zip(tweets["text"], tweets["label"]))
+    code = cli_main(
+        ["finetune", "--task", "classification", "--train_file", str(tmp_path / "reviews.csv")]
+        + ["--text_column", "review", "--label_column", "mood", "--model_name_or_path", tiny_checkpoint]
+        + ["--adversarial_method", "pgd", "--adversarial_steps", "2", "--lora_r", "4", "--max_steps", "3"]
+        + ["--output_dir", str(tmp_path / "run"), "--report_to", "none", "--use_cpu", "--save_strategy", "no"]
+        + ["--push_to_hub", "--hub_model_id", "sora-tester/reviews", "--hub_token", WRITE_TOKEN]
+    )
+    assert code == 0
+    results = json.loads((tmp_path / "run" / "classification_results.json").read_text())
+    assert results["split_sizes"] == {"train": 96, "validation": 12, "test": 12}  # split off the one file
+    assert "loss_pgd" in results["loss_terms"] and results["adapter"] == "adapter/"
+    pushed = set(HfApi().list_repo_files("sora-tester/reviews"))
+    assert {"model.safetensors", "README.md", "classification_results.json", "confusion_matrix.png"} <= pushed
+    assert {"adapter/adapter_model.safetensors", "tokenizer.json"} <= pushed
+
+    texts = ["what a lovely day", "this is the worst service ever", "the meeting is at 3pm"]
+    local = pipeline("text-classification", model=str(tmp_path / "run"))(texts)
+    script = (
+        "import json, sys, sora_hf\n"
+        "from transformers import pipeline\n"
+        "print(json.dumps(pipeline('text-classification', model='sora-tester/reviews')(json.loads(sys.argv[1]))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(texts)],
+        env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    remote = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [p["label"] for p in remote] == [p["label"] for p in local]
+    assert [round(p["score"], 5) for p in remote] == [round(p["score"], 5) for p in local]

@@ -28,6 +28,24 @@ __version__ = "0.1.0"
 
 register_sora()
 
+# Training classes load Trainer (accelerate, datasets): imported on first use, not by `import sora_hf`.
+_TRAINING_EXPORTS = (
+    "SoraSeq2SeqTrainer",
+    "SoraSeq2SeqTrainingArguments",
+    "SoraTrainer",
+    "SoraTrainingArguments",
+    "finetune_main",
+    "run_task",
+)
+
+
+def __getattr__(name: str):
+    if name in _TRAINING_EXPORTS:
+        from . import training
+
+        return getattr(training, name)
+    raise AttributeError(f"module 'sora_hf' has no attribute {name!r}")
+
 __all__ = [
     "SoraAudioConfig",
     "SoraAudioModel",
@@ -43,11 +61,17 @@ __all__ = [
     "SoraModel",
     "SoraPreTrainedModel",
     "SoraProcessor",
+    "SoraSeq2SeqTrainer",
+    "SoraSeq2SeqTrainingArguments",
     "SoraTokenizer",
+    "SoraTrainer",
+    "SoraTrainingArguments",
     "SoraVisionConfig",
     "SoraVisionModel",
+    "finetune_main",
     "packaged_checkpoint_path",
     "register_sora",
+    "run_task",
     "train_only_top_layers",
     "train_sora_tokenizer",
 ]

@@ -253,7 +253,7 @@ def run_task(task: str | TaskSpec, args, training_args, command: list[str] | Non
         **counts,
         "split_sizes": {"train": len(run.train), "validation": len(run.validation), "test": len(run.test)},
         "full_test_size": len(dataset["test"]),
-        "loss_terms": _last_loss_terms(trainer.state.log_history),
+        "loss_terms": trainer.loss_term_means(),
         "adapter": "adapter/" if adapter_saved else None,
         **spec.extra_results(run, test_output, predictions),
     }
@@ -283,14 +283,6 @@ def peak_memory_mib() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _last_loss_terms(log_history: list[dict]) -> dict[str, float]:
-    """The last logged value of each extra loss term (`loss_fgm`, `loss_kd`, ...)."""
-    terms: dict[str, float] = {}
-    for entry in log_history:
-        terms.update({key: value for key, value in entry.items() if key.startswith("loss_")})
-    return terms
 
 
 def training_story(run: TaskRun, results: dict) -> str:

@@ -55,6 +55,8 @@ class SoraTrainer(Trainer):
             self.add_callback(LossTermGradientSync(self.loss_terms, self.accelerator))
         self._term_sums: dict[str, float] = defaultdict(float)
         self._term_counts: dict[str, int] = defaultdict(int)
+        self._run_sums: dict[str, float] = defaultdict(float)  # over every step this process ran
+        self._run_counts: dict[str, int] = defaultdict(int)
         if not any(isinstance(callback, LossCurveCallback) for callback in self.callback_handler.callbacks):
             self.add_callback(LossCurveCallback())
 
@@ -161,8 +163,9 @@ class SoraTrainer(Trainer):
         )
         for term in terms:
             value = term(loss_inputs)
-            self._term_sums[term.name] += float(value.detach())
-            self._term_counts[term.name] += 1
+            for sums, counts in ((self._term_sums, self._term_counts), (self._run_sums, self._run_counts)):
+                sums[term.name] += float(value.detach())
+                counts[term.name] += 1
             loss = loss + term.weight * value
         return (loss, outputs) if return_outputs else loss
 
@@ -240,6 +243,10 @@ class SoraTrainer(Trainer):
             batch_size=args.per_device_eval_batch_size,
             max_length=args.robustness_max_length,
         )
+
+    def loss_term_means(self) -> dict[str, float]:
+        """Each extra term's mean over the training steps this process ran, as `loss_<name>`."""
+        return {f"loss_{name}": total / self._run_counts[name] for name, total in self._run_sums.items()}
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add each extra term's mean since the last log to the training logs."""
