@@ -55,3 +55,26 @@ def finetune_on_user_file(task: str, checkpoint, data_file, output_dir, *options
         + ["--output_dir", str(output_dir), "--max_steps", "2", "--report_to", "none", "--use_cpu"]
         + ["--save_strategy", "no"]
     )
+
+
+# ---- Tiny Sora checkpoints (owner: the test modules that build one: runner, run_*, hub, push filter) ----
+
+
+def save_tiny_sora(folder, texts, *, vocab_size=600, min_frequency=2, model_class=None, **config) -> str:
+    """Save a tiny Sora (hidden 32, 2 layers, 4 heads) and a BPE tokenizer trained on `texts` in `folder`.
+
+    `model_class` defaults to `SoraForPreTraining` (a pretraining checkpoint, like `sora`); `config` overrides
+    or adds `SoraConfig` fields (`max_position_embeddings` defaults to 128). The weights are drawn after
+    `torch.manual_seed(0)`. Returns `folder` as a string.
+    """
+    import torch
+
+    from sora_hf import SoraConfig, SoraForPreTraining, train_sora_tokenizer
+
+    tokenizer = train_sora_tokenizer(iter(texts), vocab_size=vocab_size, min_frequency=min_frequency)
+    torch.manual_seed(0)
+    sizes = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
+    config = SoraConfig(vocab_size=len(tokenizer), **sizes, **{"max_position_embeddings": 128, **config})
+    (model_class or SoraForPreTraining)(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)

@@ -7,11 +7,12 @@ import sys
 from pathlib import Path
 
 import torch
+from conftest import save_tiny_sora
 from hub_server import WRITE_TOKEN
 from huggingface_hub import HfApi
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from sora_hf import SoraConfig, SoraForSequenceClassification, train_sora_tokenizer
+from sora_hf import SoraForSequenceClassification
 from sora_hf.cli import main as cli
 
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -27,19 +28,15 @@ def folder_state(folder: Path) -> dict[str, str]:
 
 
 def saved_model(folder: Path) -> Path:
-    tokenizer = train_sora_tokenizer(TEXTS, vocab_size=300, min_frequency=1)
-    torch.manual_seed(0)
-    config = SoraConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
+    save_tiny_sora(
+        folder,
+        TEXTS,
+        vocab_size=300,
+        min_frequency=1,
+        model_class=SoraForSequenceClassification,
         max_position_embeddings=64,
         num_labels=2,
     )
-    SoraForSequenceClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
     return folder
 
 

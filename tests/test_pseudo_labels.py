@@ -1,9 +1,10 @@
 """The pseudo-label tagger: `Dataset.map` over length-sorted batches tags each word as the teacher does alone."""
 
 import torch
+from conftest import save_tiny_sora
 from transformers import AutoTokenizer
 
-from sora_hf import SoraConfig, SoraForTokenClassification, train_sora_tokenizer
+from sora_hf import SoraForTokenClassification
 from sora_hf.data.tasks import load_task_dataset
 from sora_hf.training.pseudo_labels import first_piece_tags, tag_words
 
@@ -12,20 +13,15 @@ def tiny_tagger(tmp_path):
     """A random token classifier with the NER tags and a tokenizer for pre-split words."""
     ner = load_task_dataset("ner")["train"]
     texts = [" ".join(tokens) for tokens in ner["tokens"]]
-    train_sora_tokenizer(iter(texts), vocab_size=600).save_pretrained(tmp_path)
-    tokenizer = AutoTokenizer.from_pretrained(tmp_path, add_prefix_space=True)
-    torch.manual_seed(0)
-    config = SoraConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=128,
+    folder = save_tiny_sora(
+        tmp_path,
+        texts,
+        model_class=SoraForTokenClassification,
         num_labels=ner.features["ner_tags"].feature.num_classes,
         initializer_range=0.5,  # large weights: the words get different tags
     )
-    return SoraForTokenClassification(config).eval(), tokenizer, list(ner["tokens"][:10])
+    model = SoraForTokenClassification.from_pretrained(folder).eval()
+    return model, AutoTokenizer.from_pretrained(folder, add_prefix_space=True), list(ner["tokens"][:10])
 
 
 def test_first_piece_tags_read_each_words_first_sub_token():

@@ -4,11 +4,11 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
+from conftest import save_tiny_sora
 from hub_server import WRITE_TOKEN
 from huggingface_hub import HfApi
 
-from sora_hf import SoraConfig, SoraForSequenceClassification, train_sora_tokenizer
+from sora_hf import SoraForSequenceClassification
 from sora_hf.cli import main as cli
 from sora_hf.hub import plan_push, push_folder
 
@@ -61,19 +61,15 @@ def files_under(folder: Path) -> set[str]:
 def saved_model(tmp_path_factory) -> Path:
     """A tiny model and tokenizer as save_pretrained writes them."""
     folder = tmp_path_factory.mktemp("saved") / "model"
-    tokenizer = train_sora_tokenizer(TEXTS, vocab_size=300, min_frequency=1)
-    torch.manual_seed(0)
-    config = SoraConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
+    save_tiny_sora(
+        folder,
+        TEXTS,
+        vocab_size=300,
+        min_frequency=1,
+        model_class=SoraForSequenceClassification,
         max_position_embeddings=64,
         num_labels=2,
     )
-    SoraForSequenceClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
     return folder
 
 

@@ -4,10 +4,10 @@ import json
 
 import pytest
 import torch
-from conftest import finetune_on_user_file
+from conftest import finetune_on_user_file, save_tiny_sora
 from transformers import TrainingArguments, pipeline
 
-from sora_hf import SoraConfig, SoraForPreTraining, train_sora_tokenizer
+from sora_hf import SoraForPreTraining
 from sora_hf.data.tasks import load_task_dataset
 from sora_hf.training.runner import run_task
 from sora_hf.training.tasks.classification import (
@@ -20,19 +20,7 @@ from sora_hf.training.tasks.classification import (
 def tiny_checkpoint(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny-sora")
     texts = load_task_dataset("sentiment")["train"].select(range(2000))["text"]
-    tokenizer = train_sora_tokenizer(iter(texts), vocab_size=600)
-    torch.manual_seed(0)
-    config = SoraConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    SoraForPreTraining(config).save_pretrained(folder)  # a pretraining checkpoint, like `sora`
-    tokenizer.save_pretrained(folder)
-    return str(folder)
+    return save_tiny_sora(folder, texts)  # a pretraining checkpoint, like `sora`
 
 
 def test_run_classification_writes_a_servable_model_and_plots(tiny_checkpoint, tmp_path):

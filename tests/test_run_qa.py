@@ -4,11 +4,9 @@ import json
 
 import numpy as np
 import pytest
-import torch
-from conftest import finetune_on_user_file
+from conftest import finetune_on_user_file, save_tiny_sora
 from transformers import AutoTokenizer, TrainingArguments, pipeline
 
-from sora_hf import SoraConfig, SoraForPreTraining, train_sora_tokenizer
 from sora_hf.data.tasks import load_task_dataset
 from sora_hf.training.runner import run_task
 from sora_hf.training.tasks.question_answering import (
@@ -24,19 +22,8 @@ from sora_hf.training.tasks.question_answering import (
 def tiny_checkpoint(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny-sora")
     train = load_task_dataset("qa")["train"].select(range(3000))
-    tokenizer = train_sora_tokenizer(iter(list(train["question"]) + list(train["context"])), vocab_size=600)
-    torch.manual_seed(0)
-    config = SoraConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    SoraForPreTraining(config).save_pretrained(folder)  # a pretraining checkpoint, like `sora`
-    tokenizer.save_pretrained(folder)
-    return str(folder)
+    texts = list(train["question"]) + list(train["context"])
+    return save_tiny_sora(folder, texts)  # a pretraining checkpoint, like `sora`
 
 
 def _example(context: str, answer: str) -> dict:

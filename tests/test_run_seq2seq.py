@@ -3,11 +3,9 @@
 import json
 
 import pytest
-import torch
-from conftest import finetune_on_user_file
+from conftest import finetune_on_user_file, save_tiny_sora
 from transformers import Seq2SeqTrainingArguments, pipeline
 
-from sora_hf import SoraConfig, SoraForPreTraining, train_sora_tokenizer
 from sora_hf.data.tasks import load_task_dataset
 from sora_hf.metrics import load_metric
 from sora_hf.training.runner import run_task
@@ -28,21 +26,8 @@ def tiny_checkpoint(tmp_path_factory):
     pairs = load_task_dataset("translation")["train"].select(range(1000))["translation"]
     documents = load_task_dataset("summarization")["train"].select(range(500))["document"]
     texts = [p["en"] for p in pairs] + [p["es"] for p in pairs] + list(documents)
-    tokenizer = train_sora_tokenizer(iter(texts), vocab_size=600)
-    torch.manual_seed(0)
-    config = SoraConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        is_encoder_decoder=True,
-        decoder_layers=1,
-    )
-    SoraForPreTraining(config).save_pretrained(folder)  # a pretraining checkpoint with a decoder, like `sora`
-    tokenizer.save_pretrained(folder)
-    return str(folder)
+    # a pretraining checkpoint with a decoder, like `sora`
+    return save_tiny_sora(folder, texts, is_encoder_decoder=True, decoder_layers=1)
 
 
 def _training_args(output_dir, **overrides) -> Seq2SeqTrainingArguments:

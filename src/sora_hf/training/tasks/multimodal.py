@@ -17,14 +17,13 @@ from ...data.tasks.spoken_commands import read_audio
 from ...errors import UserInputError
 from ...feature_extraction_sora import SoraFeatureExtractor
 from ...image_processing_sora import SoraImageProcessor
-from ...metrics import load_metric
 from ...modeling_sora import SoraForSequenceClassification
 from ...pretrained import resolve_pretrained_name
 from ...processing_sora import SoraProcessor
 from ...tokenization_sora import SoraTokenizer
-from ..plots import plot_confusion_matrix
 from ..trainer import SoraTrainer
-from .base import RunArguments, TaskRun, TaskSpec
+from .base import RunArguments, TaskRun
+from .classification import SequenceClassifierTask
 
 # Per task: the media it has, its default label column, and the card's dataset name.
 TASKS = {
@@ -293,15 +292,11 @@ def add_log_mels(dataset, feature_extractor: SoraFeatureExtractor):
     return dataset.map(featurize, batched=True, batch_size=64, desc="log-mel features")
 
 
-class MultimodalTask(TaskSpec):
+class MultimodalTask(SequenceClassifierTask):
     """Classify (question +) image or audio; `modalities` decides which inputs the collator hands the model."""
 
     arguments_class = MultimodalArguments
-    auto_class = "AutoModelForSequenceClassification"
-    peft_task_type = "SEQ_CLS"
-    pipeline_task = "text-classification"
     results_file = "multimodal_results.json"
-    headline_metric = "accuracy"
     passes_raw_columns = (
         True  # the collator reads question, image and features, which the forward does not name
     )
@@ -349,29 +344,8 @@ class MultimodalTask(TaskSpec):
             label_column=check_arguments(run.args)[1], label_sampling_power=run.args.label_sampling_power
         )
 
-    def compute_metrics(self, run: TaskRun):
-        accuracy_f1 = load_metric("accuracy_f1")
-
-        def compute_metrics(prediction):
-            return accuracy_f1.compute(
-                predictions=np.argmax(prediction.predictions, -1), references=prediction.label_ids
-            )
-
-        return compute_metrics
-
-    def score_test(self, run: TaskRun):
-        output = run.trainer.predict(run.features["test"], metric_key_prefix="test")
-        return dict(output.metrics), np.argmax(output.predictions, -1).tolist(), output
-
-    def write_plots(self, run: TaskRun, output, predictions, test_metrics):
-        plot_confusion_matrix(
-            output.label_ids.tolist(),
-            predictions,
-            run.labels,
-            run.output_dir / "confusion_matrix.png",
-            title=f"{self.name} ({run.args.modalities}), test accuracy {test_metrics['test_accuracy']:.3f}",
-        )
-        return ["confusion_matrix.png"]
+    def plot_title(self, run: TaskRun, test_metrics: dict) -> str:
+        return f"{self.name} ({run.args.modalities}), test accuracy {test_metrics['test_accuracy']:.3f}"
 
     def baseline(self, run: TaskRun):
         label_column = check_arguments(run.args)[1]
