@@ -22,7 +22,7 @@ from pathlib import Path
 
 from transformers import HfArgumentParser
 
-from sora_hf.hub import write_model_card
+from sora_hf.hub import markdown_table, write_model_card
 from sora_hf.training.arguments import SoraTrainingArguments
 from sora_hf.training.runner import run_task
 from sora_hf.training.tasks.classification import ClassificationArguments
@@ -69,23 +69,30 @@ def row(method: str, results: dict, wall_seconds: float | None) -> dict:
     }
 
 
-def markdown_table(rows: list[dict]) -> str:
+def comparison_table(rows: list[dict]) -> str:
+    """The methods side by side: clean and attacked accuracy (%), attack success rates, train and wall seconds."""
+
     def cell(value, percent=True):
         return "–" if value is None else (f"{100 * value:.1f}" if percent else f"{value:,.0f}")
 
-    lines = [
-        "| method | clean acc (test) | robust acc, embedding PGD | success rate | robust acc, word attack | "
-        "success rate | train s | wall s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    header = [
+        "method",
+        "clean acc (test)",
+        "robust acc, embedding PGD",
+        "success rate",
+        "robust acc, word attack",
     ]
-    for r in rows:
-        lines.append(
-            f"| {r['method']} | {cell(r['clean_accuracy'])} | {cell(r['robust_accuracy_embedding'])} | "
-            f"{cell(r['attack_success_rate_embedding'])} | {cell(r['robust_accuracy_word'])} | "
-            f"{cell(r['attack_success_rate_word'])} | {cell(r['train_seconds'], False)} | "
-            f"{cell(r['wall_seconds'], False)} |"
-        )
-    return "\n".join(lines)
+    keys = [
+        ("clean_accuracy", True),
+        ("robust_accuracy_embedding", True),
+        ("attack_success_rate_embedding", True),
+        ("robust_accuracy_word", True),
+        ("attack_success_rate_word", True),
+        ("train_seconds", False),
+        ("wall_seconds", False),
+    ]
+    table_rows = [[r["method"], *(cell(r[key], percent) for key, percent in keys)] for r in rows]
+    return markdown_table([*header, "success rate", "train s", "wall s"], table_rows, align="lrrrrrrr")
 
 
 def best_row(rows: list[dict]) -> dict:
@@ -116,7 +123,7 @@ def write_card(
         f"{best_args.robustness_max_samples} of its tweets; embedding attack: PGD, {best_args.robustness_steps} steps, "
         f"epsilon {best_args.robustness_epsilon} ({best_args.robustness_norm}); word attack: WordNet synonyms "
         f"and character edits, at most {best_args.robustness_max_edit_ratio:.0%} of a tweet's words):\n\n"
-        + markdown_table(rows)
+        + comparison_table(rows)
         + "\n\nSuccess rate: share of the correctly classified attacked tweets that the attack flips. Command:\n\n"
         "```bash\npython examples/run_adversarial.py " + " ".join(argv) + "\n```"
     )
@@ -158,10 +165,10 @@ def main() -> None:
         started = time.time()
         results = run_task("classification", method_args, method_training_args)
         rows.append(row(method, results, time.time() - started))
-        print(markdown_table(rows), flush=True)
+        print(comparison_table(rows), flush=True)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "adversarial_results.json").write_text(json.dumps(rows, indent=2))
-    table = markdown_table(rows)
+    table = comparison_table(rows)
     (output_dir / "adversarial_results.md").write_text(table + "\n")
     print(table)
     if comparison.model_card:

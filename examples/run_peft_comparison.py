@@ -19,6 +19,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from sora_hf.hub import markdown_table  # noqa: E402
+
 METHODS = {
     "full fine-tune": [],
     "LoRA r=8 (+ head)": ["--lora_r", "8"],
@@ -82,17 +84,20 @@ def main() -> None:
             "command": " ".join(command[1:]),
         }
     (output_dir / "comparison.json").write_text(json.dumps(rows, indent=2))
-    lines = [
-        "| method | test accuracy | trainable parameters | peak memory (MiB) | s / step |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for name, row in rows.items():
-        lines.append(
-            f"| {name}, lr {row['learning_rate']:g} | {row['test_accuracy']:.3f} | "
-            f"{row['trainable_parameters']:,} ({row['trainable_percent']:.2f}%) | {row['peak_memory_mib']:,.0f} | "
-            f"{row['seconds_per_step']:.3f} |"
-        )
-    table = "\n".join(lines)
+    table = markdown_table(
+        ["method", "test accuracy", "trainable parameters", "peak memory (MiB)", "s / step"],
+        [
+            [
+                f"{name}, lr {row['learning_rate']:g}",
+                f"{row['test_accuracy']:.3f}",
+                f"{row['trainable_parameters']:,} ({row['trainable_percent']:.2f}%)",
+                f"{row['peak_memory_mib']:,.0f}",
+                f"{row['seconds_per_step']:.3f}",
+            ]
+            for name, row in rows.items()
+        ],
+        align="lrrrr",
+    )
     (output_dir / "comparison.md").write_text(table + "\n")
     print(table)
 
