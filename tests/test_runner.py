@@ -243,3 +243,36 @@ def test_own_csv_to_pgd_lora_run_to_hub_to_pipeline_in_a_fresh_process(tiny_chec
     remote = json.loads(done.stdout.strip().splitlines()[-1])
     assert [p["label"] for p in remote] == [p["label"] for p in local]
     assert [round(p["score"], 5) for p in remote] == [round(p["score"], 5) for p in local]
+
+
+def test_a_run_killed_after_a_checkpoint_resumes_to_the_uninterrupted_weights(tiny_checkpoint, tmp_path):
+    """SIGKILL a real `sora-hf finetune` process once a checkpoint is complete, resume from it in a new process:
+    the final weights equal those of the same run left alone."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    options = ["--max_steps", "120", "--save_strategy", "steps", "--save_steps", "2", "--logging_steps", "10"]
+    options += ["--adversarial_method", "fgm", "--max_train_samples", "64"]
+    run("classification", task_argv("classification", tiny_checkpoint, tmp_path / "whole", *options))
+
+    killed = tmp_path / "killed"
+    argv = task_argv("classification", tiny_checkpoint, killed, *options)
+    script = "import sys\nfrom sora_hf.training.runner import finetune_main\nfinetune_main('classification', sys.argv[1:])"
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 300
+    while not (killed / "checkpoint-6" / "trainer_state.json").is_file() and process.poll() is None:
+        assert time.time() < deadline, "no checkpoint appeared"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (killed / "classification_results.json").exists()  # it died mid-run
+    complete = [p for p in killed.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    newest = max(complete, key=lambda p: int(p.name.split("-")[1]))
+    resumed = run("classification", [*argv, "--resume_from_checkpoint", str(newest)])
+    assert resumed["steps"] == 120 and resumed["resumed_from"] == str(newest)
+    for name, tensor in weights(tmp_path / "whole").items():
+        assert torch.equal(tensor, weights(killed)[name]), name
