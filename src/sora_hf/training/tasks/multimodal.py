@@ -161,12 +161,16 @@ def build_model(args: MultimodalArguments, media: str, labels: list[str], vocab_
     )
     if args.model_name_or_path:
         checkpoint = resolve_pretrained_name(args.model_name_or_path)
-        return SoraForSequenceClassification.from_pretrained(
-            checkpoint,
-            **media_config,
-            **label_maps,
-            fusion_layer=args.fusion_layer,
-            fusion_pooling=args.fusion_pooling,
+        options = dict(
+            **media_config, **label_maps, fusion_layer=args.fusion_layer, fusion_pooling=args.fusion_pooling
+        )
+        if args.from_scratch:  # the checkpoint's text config with random weights: the no-pretraining control
+            return SoraForSequenceClassification(AutoConfig.from_pretrained(checkpoint, **options))
+        return SoraForSequenceClassification.from_pretrained(checkpoint, **options)
+    if args.from_scratch:
+        raise UserInputError(
+            "--from_scratch needs --model_name_or_path (whose config is kept); without one the "
+            "model is random already."
         )
     config = AutoConfig.for_model(
         "sora",
