@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -307,3 +308,25 @@ def test_distill_without_a_teacher_is_refused_on_one_line(capsys):
 def test_finetune_refuses_an_unknown_flag_on_one_line(capsys):
     assert cli_main(["finetune", "--task", "ner", "--output_dir", "run", "--lora_rank", "4"]) == 2
     assert capsys.readouterr().err == "sora-hf finetune: error: unrecognized arguments: --lora_rank 4\n"
+
+
+def test_a_task_help_is_built_once_then_answers_without_torch(tmp_path):
+    """`finetune --task T --help` needs TrainingArguments (torch) the first time; then its cached text answers."""
+    code = (
+        "import sys\n"
+        "from sora_hf_cli import main\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit as exit:\n"
+        "    assert not exit.code, exit.code\n"
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
+    )
+    command = [sys.executable, "-c", code, "finetune", "--task", "qa", "--help"]
+    environment = {**os.environ, "HOME": str(tmp_path)}  # a cache of the test's own (~/.cache/sora_hf/help)
+    first = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
+    second = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr[-2000:] + second.stderr[-2000:]
+    assert first.stdout.splitlines()[-1] != "[]" and second.stdout.splitlines()[-1] == "[]"
+    help_text = first.stdout.rsplit("\n", 2)[0]
+    assert "--doc_stride" in help_text and "--adversarial_method" in help_text
+    assert second.stdout.rsplit("\n", 2)[0] == help_text

@@ -1,10 +1,29 @@
 """`sora-hf finetune --task TASK ...`: the same runs as the examples/run_<task>.py scripts."""
 
 import argparse
+import hashlib
+import importlib.metadata
 import json
+import os
+import sys
+from pathlib import Path
 
 from ..training.task_names import TASKS
 from . import HelpFormatter
+
+HELP_CACHE_DIR = Path("~/.cache/sora_hf/help").expanduser()
+
+
+def help_cache_file(task: str) -> Path:
+    """Where a task's `--help` text is kept: keyed by the installed versions and the argument sources, so a
+    changed flag never shows stale help. Building it needs TrainingArguments (torch: seconds); reading it does not."""
+    stamp = hashlib.sha1(task.encode())
+    for name in ("sora_hf", "transformers", "peft"):
+        stamp.update(importlib.metadata.version(name).encode())
+    for path in sorted((Path(__file__).resolve().parents[1] / "training").rglob("*.py")):
+        status = path.stat()
+        stamp.update(f"{path.name}:{status.st_mtime_ns}:{status.st_size}".encode())
+    return HELP_CACHE_DIR / f"finetune-{task}-{stamp.hexdigest()[:16]}.txt"
 
 
 class TaskListFormatter(argparse.RawDescriptionHelpFormatter, HelpFormatter):
@@ -20,6 +39,10 @@ class TaskHelpAction(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None) -> None:
         if namespace.task is None:
             parser.print_help()
+            parser.exit()
+        cached = help_cache_file(namespace.task)
+        if cached.is_file():  # answered before: no torch import
+            sys.stdout.write(cached.read_text())
             parser.exit()
         setattr(namespace, self.dest, True)
 
@@ -51,8 +74,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..training.runner import finetune_main, printable_results
+    from ..training.runner import finetune_main, printable_results, task_parser
 
-    results = finetune_main(args.task, [*args.arguments, "--help"] if args.task_help else args.arguments)
+    if args.task_help:
+        text = task_parser(args.task).format_help()
+        cached = help_cache_file(args.task)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_name(f"{cached.name}.{os.getpid()}.partial")
+        partial.write_text(text)
+        partial.replace(cached)  # whole or absent, whichever process wins
+        sys.stdout.write(text)
+        return 0
+    results = finetune_main(args.task, args.arguments)
     print(json.dumps(printable_results(results), indent=2, default=str))  # as examples/run_<task>.py print it
     return 0

@@ -56,8 +56,8 @@ def training_arguments_class(spec: TaskSpec) -> type:
     return SoraSeq2SeqTrainingArguments if spec.seq2seq else SoraTrainingArguments
 
 
-def parse_task_arguments(task: str | TaskSpec, argv: list[str] | None = None, prog: str | None = None):
-    """(task arguments, training arguments) from a command line, or from one JSON file of arguments."""
+def task_parser(task: str | TaskSpec, prog: str | None = None) -> HfArgumentParser:
+    """The parser of a task's flags: its arguments dataclass and (Seq2Seq)SoraTrainingArguments."""
     spec = get_task(task) if isinstance(task, str) else task
     parser = HfArgumentParser(
         (spec.arguments_class, training_arguments_class(spec)),
@@ -66,6 +66,12 @@ def parse_task_arguments(task: str | TaskSpec, argv: list[str] | None = None, pr
     )
     if spec.seq2seq:
         parser.set_defaults(predict_with_generate=True)  # the test split is scored on generated text
+    return parser
+
+
+def parse_task_arguments(task: str | TaskSpec, argv: list[str] | None = None, prog: str | None = None):
+    """(task arguments, training arguments) from a command line, or from one JSON file of arguments."""
+    parser = task_parser(task, prog)
     return parse_dataclasses(parser, list(sys.argv[1:] if argv is None else argv))
 
 
