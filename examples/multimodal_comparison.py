@@ -4,12 +4,14 @@ Used by examples/run_easy_vqa.py and examples/run_spoken_commands.py (`--card PA
 """
 
 import json
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from transformers import HfArgumentParser, TrainingArguments
 
+from sora_hf.argument_files import parse_dataclasses
 from sora_hf.hub import markdown_table, write_model_card
 from sora_hf.training.arguments import SoraTrainingArguments
 from sora_hf.training.runner import printable_results, run_task
@@ -71,7 +73,7 @@ class CardArguments:
 def multimodal_main(task: str, card_description: str, argv: list[str] | None = None) -> None:
     """The command line of `examples/run_<task>.py`: train one setting, or write the comparison card."""
     parser = HfArgumentParser((MultimodalArguments, SoraTrainingArguments, CardArguments))
-    args, training_args, card_args = parser.parse_args_into_dataclasses(args=argv)
+    args, training_args, card_args = parse_dataclasses(parser, sys.argv[1:] if argv is None else argv)
     if card_args.card:
         print(write_comparison_card(card_args.compare, card_args.card, card_description))
         return

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from transformers import HfArgumentParser
 
+from sora_hf.argument_files import parse_dataclasses
 from sora_hf.hub import markdown_table, write_model_card
 from sora_hf.training.arguments import SoraTrainingArguments
 from sora_hf.training.runner import run_task
@@ -49,7 +50,7 @@ class ComparisonArguments:
 
 def parse(argv: list[str]):
     parser = HfArgumentParser((ClassificationArguments, SoraTrainingArguments, ComparisonArguments))
-    return parser.parse_args_into_dataclasses(argv)
+    return parse_dataclasses(parser, argv)
 
 
 def row(method: str, results: dict, wall_seconds: float | None) -> dict:

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, HfArgumentParser, PreTrainedModel
 
+from sora_hf.argument_files import parse_dataclasses
 from sora_hf.hub import markdown_table, write_model_card
 from sora_hf.pretrained import resolve_pretrained_name
 from sora_hf.redaction import redacted_command
@@ -266,11 +267,7 @@ def write_distillation_card(
 
 def main() -> None:
     parser = HfArgumentParser((DistillationArguments, SoraTrainingArguments))
-    argv = sys.argv[1:]
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        args, training_args = parser.parse_json_file(argv[0])
-    else:
-        args, training_args = parser.parse_args_into_dataclasses(argv)
+    args, training_args = parse_dataclasses(parser, sys.argv[1:])
     results = run_distillation(args, training_args)
     print(json.dumps(printable_results(results), indent=2, default=str))
 

@@ -6,14 +6,17 @@ Example (the command that made the packaged `sora` checkpoint is in model_cards/
         --per_device_train_batch_size 64 --learning_rate 1e-3 --warmup_steps 100 --bf16
 """
 
+import sys
+
 from transformers import HfArgumentParser, TrainingArguments
 
+from sora_hf.argument_files import parse_dataclasses
 from sora_hf.training.pretraining import PretrainingArguments, run_pretraining
 
 
 def main() -> None:
     parser = HfArgumentParser((PretrainingArguments, TrainingArguments))
-    pretraining_args, training_args = parser.parse_args_into_dataclasses()
+    pretraining_args, training_args = parse_dataclasses(parser, sys.argv[1:])
     summary = run_pretraining(pretraining_args, training_args)
     print(summary["held_out"])
 
