@@ -156,6 +156,48 @@ def check_arguments(spec: TaskSpec, args, training_args) -> None:
         )
 
 
+def save_model(run: TaskRun) -> bool:
+    """Save the trained model to `output_dir` (a PEFT model merged, its adapter alone in `adapter/`, unless
+    `--merge_adapter false`); whether an adapter folder was written."""
+    trainer, output_dir = run.trainer, run.output_dir
+    # prompt-learning methods (prefix, prompt tuning) have nothing to merge: their adapter is the saved model
+    merge = run.args.merge_adapter and hasattr(trainer.model, "merge_and_unload")
+    if merge:
+        trainer.save_model(str(output_dir / "adapter"), _internal_call=True)
+        trainer.model = trainer.model.merge_and_unload()
+    # _internal_call: Trainer would push here, before the card and results exist; the push comes last
+    trainer.save_model(str(output_dir), _internal_call=True)
+    return merge
+
+
+def build_trainer(run: TaskRun, teacher, teacher_tokenizer):
+    """The spec's trainer (default `SoraTrainer`, or `SoraSeq2SeqTrainer`) over the featurized splits, with the
+    teacher's own inputs or cached logits added to the training features when the run has them."""
+    spec, training_args = run.spec, run.training_args
+    cached_logits = getattr(training_args, "distill_use_cached_logits", False)
+    collator = spec.collator(run)
+    train_features = spec.model_columns(run, "train", run.features["train"])
+    if teacher_tokenizer is not None or cached_logits:
+        collator = TeacherInputsCollator(collator, teacher_tokenizer)
+        train_features = TeacherInputsCollator.add_teacher_columns(
+            train_features, run, teacher, teacher_tokenizer
+        )
+    if teacher_tokenizer is not None or cached_logits or spec.passes_raw_columns:
+        training_args.remove_unused_columns = False  # the collator reads columns the forward does not name
+    trainer_class = spec.trainer_class or (SoraSeq2SeqTrainer if spec.seq2seq else SoraTrainer)
+    return trainer_class(
+        model=run.model,
+        args=training_args,
+        train_dataset=train_features,
+        eval_dataset=spec.model_columns(run, "validation", run.features["validation"]),
+        data_collator=collator,
+        processing_class=run.processor,
+        compute_metrics=spec.compute_metrics(run),
+        teacher_model=None if cached_logits else teacher,
+        **spec.trainer_kwargs(run),
+    )
+
+
 def _first(split, count: int | None):
     return split.select(range(min(count, len(split)))) if count else split
 
@@ -203,29 +245,7 @@ def run_task(task: str | TaskSpec, args, training_args, command: list[str] | Non
     with training_args.main_process_first(desc=f"{spec.name} features"):
         for split in ("train", "validation", "test"):
             run.features[split] = spec.featurize(run, split, getattr(run, split))
-    collator = spec.collator(run)
-    if teacher_tokenizer is not None or getattr(training_args, "distill_use_cached_logits", False):
-        collator = TeacherInputsCollator(collator, teacher_tokenizer)
-    train_features = spec.model_columns(run, "train", run.features["train"])
-    if teacher_tokenizer is not None or getattr(training_args, "distill_use_cached_logits", False):
-        train_features = TeacherInputsCollator.add_teacher_columns(
-            train_features, run, teacher, teacher_tokenizer
-        )
-        training_args.remove_unused_columns = False
-    if spec.passes_raw_columns:
-        training_args.remove_unused_columns = False
-    trainer_class = spec.trainer_class or (SoraSeq2SeqTrainer if spec.seq2seq else SoraTrainer)
-    run.trainer = trainer = trainer_class(
-        model=run.model,
-        args=training_args,
-        train_dataset=train_features,
-        eval_dataset=spec.model_columns(run, "validation", run.features["validation"]),
-        data_collator=collator,
-        processing_class=run.processor,
-        compute_metrics=spec.compute_metrics(run),
-        teacher_model=None if getattr(training_args, "distill_use_cached_logits", False) else teacher,
-        **spec.trainer_kwargs(run),
-    )
+    run.trainer = trainer = build_trainer(run, teacher, teacher_tokenizer)
     memory_before = peak_memory_mib()
     train_output = trainer.train(resume_from_checkpoint=resume)
     train_seconds = time.time() - started
@@ -233,15 +253,7 @@ def run_task(task: str | TaskSpec, args, training_args, command: list[str] | Non
 
     # serve with the attention kernel the model came with (attention matching trained it with eager)
     trainer.model.set_attn_implementation(attention)
-    adapter_saved = False
-    if hasattr(trainer.model, "peft_config"):
-        if args.merge_adapter and hasattr(trainer.model, "merge_and_unload"):
-            # a full model for pipeline(); the adapter alone goes to adapter/
-            trainer.save_model(str(output_dir / "adapter"), _internal_call=True)
-            trainer.model = trainer.model.merge_and_unload()
-            adapter_saved = True
-    # _internal_call: Trainer would push here, before the card and results exist; the push comes last
-    trainer.save_model(str(output_dir), _internal_call=True)
+    adapter_saved = save_model(run)
     if not trainer.is_world_process_zero():
         return {"test": test_metrics}
     trainer.save_state()  # trainer_state.json: the log history the card reads
