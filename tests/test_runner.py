@@ -276,3 +276,8 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_uninterrupted_weights(ti
     assert resumed["steps"] == 120 and resumed["resumed_from"] == str(newest)
     for name, tensor in weights(tmp_path / "whole").items():
         assert torch.equal(tensor, weights(killed)[name]), name
+
+
+def test_a_qa_window_too_small_for_its_questions_is_named(tiny_checkpoint, tmp_path):
+    with pytest.raises(UserInputError, match="--max_length 64 leaves .* not more than --doc_stride 32"):
+        run("qa", task_argv("qa", tiny_checkpoint, tmp_path / "qa", "--max_length", "64", "--doc_stride", "32"))

@@ -7,6 +7,7 @@ import numpy as np
 from transformers import AutoTokenizer, DataCollatorWithPadding
 
 from ...data.tasks import load_task_dataset
+from ...errors import UserInputError
 from ...metrics import load_metric
 from .base import RunArguments, TaskRun, TaskSpec, card_dataset
 from .user_data import user_data_files
@@ -163,6 +164,20 @@ def word_overlap_baseline(questions: list[str], contexts: list[str], max_words: 
 BOOKKEEPING = ["example_id", "offset_mapping"]
 
 
+def check_window(data, tokenizer, max_length: int, doc_stride: int) -> None:
+    """Every question must leave more than `doc_stride` tokens of context in a window (the tokenizer panics else)."""
+    lengths = [
+        len(ids)
+        for ids in tokenizer([q.strip() for q in data["question"]], add_special_tokens=False)["input_ids"]
+    ]
+    room = max_length - max(lengths, default=0) - tokenizer.num_special_tokens_to_add(pair=True)
+    if room <= doc_stride:
+        raise UserInputError(
+            f"--max_length {max_length} leaves {max(room, 0)} context tokens beside the longest question "
+            f"({max(lengths)} tokens), not more than --doc_stride {doc_stride}: raise --max_length or lower --doc_stride."
+        )
+
+
 class QuestionAnsweringTask(TaskSpec):
     """Extractive QA: answer spans over question + context windows, SQuAD exact match and F1."""
 
@@ -184,6 +199,7 @@ class QuestionAnsweringTask(TaskSpec):
         return AutoTokenizer.from_pretrained(checkpoint, add_prefix_space=True)
 
     def featurize(self, run: TaskRun, split, data):
+        check_window(data, run.processor, run.args.max_length, run.args.doc_stride)
         features = data.map(
             prepare_features,
             batched=True,
