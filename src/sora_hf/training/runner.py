@@ -28,7 +28,7 @@ from .distillation import keep_every_kth_layer
 from .finetuning import make_parameter_efficient, parameter_counts, training_slice
 from .tasks import get_task
 from .tasks.base import TaskRun, TaskSpec, card_dataset
-from .teacher_inputs import TeacherInputsCollator, load_task_teacher
+from .teacher_inputs import TeacherInputsCollator, add_teacher_columns, load_task_teacher
 from .trainer import SoraSeq2SeqTrainer, SoraTrainer
 
 # TrainingArguments a results JSON records (the card lists them all through its hyperparameters section)
@@ -179,9 +179,7 @@ def build_trainer(run: TaskRun, teacher, teacher_tokenizer):
     train_features = spec.model_columns(run, "train", run.features["train"])
     if teacher_tokenizer is not None or cached_logits:
         collator = TeacherInputsCollator(collator, teacher_tokenizer)
-        train_features = TeacherInputsCollator.add_teacher_columns(
-            train_features, run, teacher, teacher_tokenizer
-        )
+        train_features = add_teacher_columns(train_features, run, teacher, teacher_tokenizer)
     if teacher_tokenizer is not None or cached_logits or spec.passes_raw_columns:
         training_args.remove_unused_columns = False  # the collator reads columns the forward does not name
     trainer_class = spec.trainer_class or (SoraSeq2SeqTrainer if spec.seq2seq else SoraTrainer)

@@ -10,6 +10,7 @@ from datasets import Dataset
 
 from ..errors import UserInputError
 from ..pretrained import resolve_pretrained_name
+from .distillation import cache_teacher_logits, tokenizers_match
 from .losses.teacher import TEACHER_LOGITS_KEY, TEACHER_PREFIX
 from .tasks.base import TaskRun, TaskSpec
 
@@ -18,8 +19,6 @@ def load_task_teacher(spec: TaskSpec, run: TaskRun):
     """(frozen teacher, its tokenizer when it differs from the student's) for `--teacher_name_or_path`."""
     import transformers
     from transformers import AutoTokenizer
-
-    from .distillation import tokenizers_match
 
     name = getattr(run.training_args, "teacher_name_or_path", None)
     if not name:
@@ -65,29 +64,25 @@ class TeacherInputsCollator:
             batch.update({f"{TEACHER_PREFIX}{key}": value for key, value in padded.items()})
         return batch
 
-    @staticmethod
-    def add_teacher_columns(features: Dataset, run: TaskRun, teacher, teacher_tokenizer) -> Dataset:
-        """Training `features` plus the teacher's cached logits, or its own encoding of the raw text."""
-        from .distillation import cache_teacher_logits
 
-        column = run.spec.teacher_text_column
-        max_length = getattr(run.args, "max_length", None)
-        raw = run.train.select_columns([column])
-        if getattr(run.training_args, "distill_use_cached_logits", False):
-            tokenizer = teacher_tokenizer or getattr(run.processor, "tokenizer", run.processor)
-            cached = cache_teacher_logits(raw, teacher, tokenizer, max_length=max_length)
-            return features.add_column(TEACHER_LOGITS_KEY, list(cached[TEACHER_LOGITS_KEY]))
-        encoded = raw.map(
-            lambda batch: {
-                f"{TEACHER_PREFIX}{key}": value
-                for key, value in teacher_tokenizer(
-                    batch[column], truncation=True, max_length=max_length
-                ).items()
-            },
-            batched=True,
-            remove_columns=[column],
-            desc="teacher tokenization",
-        )
-        for name in encoded.column_names:
-            features = features.add_column(name, encoded[name])
-        return features
+def add_teacher_columns(features: Dataset, run: TaskRun, teacher, teacher_tokenizer) -> Dataset:
+    """Training `features` plus the teacher's cached logits, or its own encoding of the raw text."""
+    column = run.spec.teacher_text_column
+    max_length = getattr(run.args, "max_length", None)
+    raw = run.train.select_columns([column])
+    if getattr(run.training_args, "distill_use_cached_logits", False):
+        tokenizer = teacher_tokenizer or getattr(run.processor, "tokenizer", run.processor)
+        cached = cache_teacher_logits(raw, teacher, tokenizer, max_length=max_length)
+        return features.add_column(TEACHER_LOGITS_KEY, list(cached[TEACHER_LOGITS_KEY]))
+    encoded = raw.map(
+        lambda batch: {
+            f"{TEACHER_PREFIX}{key}": value
+            for key, value in teacher_tokenizer(batch[column], truncation=True, max_length=max_length).items()
+        },
+        batched=True,
+        remove_columns=[column],
+        desc="teacher tokenization",
+    )
+    for name in encoded.column_names:
+        features = features.add_column(name, encoded[name])
+    return features
