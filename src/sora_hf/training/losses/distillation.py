@@ -81,6 +81,11 @@ class KnowledgeDistillationLoss(TrainingLoss):
         outputs = loss_inputs.outputs
         # a classifier, tagger or generator has `logits`; extractive QA has a start and an end distribution
         names = [name for name in ("logits", "start_logits", "end_logits") if outputs.get(name) is not None]
+        if not names:
+            raise ValueError(
+                f"Knowledge distillation compares logits, and {type(loss_inputs.model).__name__}'s output has none "
+                f"(keys: {list(outputs.keys())}): distil a task head (classifier, tagger, QA or seq2seq)."
+            )
         cached = loss_inputs.batch_extras.get(TEACHER_LOGITS_KEY)
         if cached is None and self.teacher is None:
             raise ValueError(
