@@ -214,7 +214,8 @@ def test_own_csv_to_pgd_lora_run_to_hub_to_pipeline_in_a_fresh_process(tiny_chec
         ["finetune", "--task", "classification", "--train_file", str(tmp_path / "reviews.csv")]
         + ["--text_column", "review", "--label_column", "mood", "--model_name_or_path", tiny_checkpoint]
         + ["--adversarial_method", "pgd", "--adversarial_steps", "2", "--lora_r", "4", "--max_steps", "3"]
-        + ["--output_dir", str(tmp_path / "run"), "--report_to", "none", "--use_cpu", "--save_strategy", "no"]
+        # a save at step 2 pushes the adapter checkpoint; the final push replaces it with the merged model
+        + ["--output_dir", str(tmp_path / "run"), "--report_to", "none", "--use_cpu", "--save_steps", "2"]
         + ["--push_to_hub", "--hub_model_id", "sora-tester/reviews", "--hub_token", WRITE_TOKEN]
     )
     assert code == 0
@@ -224,6 +225,7 @@ def test_own_csv_to_pgd_lora_run_to_hub_to_pipeline_in_a_fresh_process(tiny_chec
     pushed = set(HfApi().list_repo_files("sora-tester/reviews"))
     assert {"model.safetensors", "README.md", "classification_results.json", "confusion_matrix.png"} <= pushed
     assert {"adapter/adapter_model.safetensors", "tokenizer.json"} <= pushed
+    assert "adapter_config.json" not in pushed and not any(name.startswith("checkpoint-") for name in pushed)
 
     texts = ["what a lovely day", "this is the worst service ever", "the meeting is at 3pm"]
     local = pipeline("text-classification", model=str(tmp_path / "run"))(texts)

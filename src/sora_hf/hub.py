@@ -16,6 +16,7 @@ from typing import Any
 from huggingface_hub import (
     CommitInfo,
     CommitOperationAdd,
+    CommitOperationDelete,
     EvalResult,
     HfApi,
     ModelCard,
@@ -539,8 +540,13 @@ def push_folder(
     endpoint: str | None = None,
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
+    delete_stale: bool = False,
 ) -> CommitInfo:
     """Upload the files `plan_push` selects from `folder` to `repo_id` in one commit (creating the repo/branch).
+
+    `delete_stale` also deletes, in the same commit, the repo's shareable files (the default set's patterns) that
+    the folder no longer has, so the repo mirrors the run: e.g. the LoRA adapter files an in-training push put at
+    the root, once the merged model is pushed in their place.
 
     By default that is the model, tokenizer, card, plots and results, never checkpoints, optimizer state, pickles
     or logs; `include`/`exclude` (fnmatch patterns) add to and remove from that set. One `create_commit` call
@@ -573,6 +579,13 @@ def push_folder(
             CommitOperationAdd(path_in_repo=relative, path_or_fileobj=(root / relative).resolve())
             for relative in plan.files
         ]
+        if delete_stale:
+            remote = api.list_repo_files(repo_id, revision=revision)
+            shareable = filter_repo_objects(
+                remote, allow_patterns=PUSH_ALLOW_PATTERNS, ignore_patterns=PUSH_IGNORE_PATTERNS
+            )
+            stale = sorted(set(shareable) - set(plan.files))
+            operations += [CommitOperationDelete(path_in_repo=path) for path in stale]
         return api.create_commit(
             repo_id=repo_id,
             operations=operations,

@@ -290,6 +290,7 @@ class SoraTrainer(Trainer):
             token=token,
             revision=revision if revision is not None else self.args.hub_revision,
             commit_message=commit_message,
+            delete_stale=True,  # the repo mirrors the run: no adapter left from an in-training push
         )
 
     def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
