@@ -275,7 +275,9 @@ def run_task(task: str | TaskSpec, args, training_args, command: list[str] | Non
     }
     if args.run_baseline:
         results.update(spec.baseline(run) or {})
-    results["plots"] = ["loss_curve.png", *spec.write_plots(run, test_output, predictions, test_metrics)]
+    plots = ["loss_curve.png", *spec.write_plots(run, test_output, predictions, test_metrics)]
+    # no loss curve when nothing was logged (fewer steps than logging_steps)
+    results["plots"] = [name for name in plots if (output_dir / name).is_file()]
     results["wall_seconds"] = time.time() - started
     # CPU seconds of all this process's threads: comparable across runs when other jobs share the machine
     results["cpu_seconds"] = time.process_time() - cpu_started
