@@ -112,21 +112,16 @@ def test_finetune_needs_a_known_task(capsys):
     assert exit.value.code == 2 and "invalid choice: 'poetry'" in capsys.readouterr().err
 
 
-def test_finetune_hands_the_rest_to_the_runner(monkeypatch, capsys):
-    from sora_hf.training import runner
+def test_a_task_help_is_the_runners_parser_and_is_cached(monkeypatch, capsys, tmp_path):
+    """(The rest of a finetune command line reaching the runner: tests/test_runner.py runs `sora-hf finetune`.)"""
+    from sora_hf.commands import finetune
 
-    calls = []
-
-    def finetune_main(task, argv):
-        calls.append((task, argv))
-        return {"arguments": {"task": task}, "test": {"test_accuracy": 0.5}}
-
-    monkeypatch.setattr(runner, "finetune_main", finetune_main)
-    argv = ["--output_dir", "out", "--lora-r", "8", "args.json"]
-    assert cli_main(["finetune", "--output_dir", "out", "--task", "ner", "--lora-r", "8", "args.json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"test": {"test_accuracy": 0.5}}
+    monkeypatch.setattr(finetune, "HELP_CACHE_DIR", tmp_path)
     assert cli_main(["finetune", "--task", "qa", "--help"]) == 0
-    assert calls == [("ner", argv), ("qa", ["--help"])]
+    built = capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit:
+        cli_main(["finetune", "--task", "qa", "--help"])
+    assert exit.value.code == 0 and capsys.readouterr().out == built and "--doc_stride" in built
 
 
 def spellings(argv: list[str]) -> list[str]:
@@ -213,24 +208,17 @@ JSON_ARGUMENTS = {"pretrain": ("max_docs_per_source", 9)}
 
 
 @pytest.mark.parametrize("command", list(JSON_ARGUMENTS))
-def test_a_json_file_of_arguments(command, tmp_path, monkeypatch, capsys):
-    from sora_hf.training import pretraining
-
-    seen = {}
-
-    def fake_run(args, training_args):
-        seen.update(args=args, training_args=training_args)
-        return {"held_out": "done", "arguments": {}}
-
-    monkeypatch.setattr(pretraining, "run_pretraining", fake_run)
+def test_a_json_file_of_arguments(command, tmp_path, capsys):
     name, value = JSON_ARGUMENTS[command]
     values = {"output_dir": str(tmp_path / "run"), "max_steps": 3, name: value}
     path = tmp_path / "args.json"
     path.write_text(json.dumps(values))
-    assert cli_main([command, str(path)]) == 0
-    assert (seen["training_args"].output_dir, seen["training_args"].max_steps) == (str(tmp_path / "run"), 3)
-    assert getattr(seen["args"], name) == value
-    capsys.readouterr()
+    args, training_args = parse_dataclasses(hf_parser(command), [str(path)])
+    assert (training_args.output_dir, training_args.max_steps, getattr(args, name)) == (
+        str(tmp_path / "run"),
+        3,
+        value,
+    )
 
     path.write_text(json.dumps({**values, "max_stepz": 3}))
     assert cli_main([command, str(path)]) == 2
@@ -330,3 +318,22 @@ def test_a_task_help_is_built_once_then_answers_without_torch(tmp_path):
     help_text = first.stdout.rsplit("\n", 2)[0]
     assert "--doc_stride" in help_text and "--adversarial_method" in help_text
     assert second.stdout.rsplit("\n", 2)[0] == help_text
+
+
+def test_a_bad_data_file_is_one_line_naming_file_and_column(tmp_path, capsys):
+    file = tmp_path / "reviews.csv"
+    file.write_text("review,stars\ngreat phone,5\nawful,1\nfine,3\n")
+    argv = [
+        "finetune",
+        "--task",
+        "classification",
+        "--train_file",
+        str(file),
+        "--output_dir",
+        str(tmp_path / "run"),
+    ]
+    assert cli_main(argv) == 2
+    error = capsys.readouterr().err
+    assert (
+        error.count("\n") == 1 and "reviews.csv" in error and "'label'" in error and "--label_column" in error
+    )
