@@ -282,4 +282,7 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_uninterrupted_weights(ti
 
 def test_a_qa_window_too_small_for_its_questions_is_named(tiny_checkpoint, tmp_path):
     with pytest.raises(UserInputError, match="--max_length 64 leaves .* not more than --doc_stride 32"):
-        run("qa", task_argv("qa", tiny_checkpoint, tmp_path / "qa", "--max_length", "64", "--doc_stride", "32"))
+        run(
+            "qa",
+            task_argv("qa", tiny_checkpoint, tmp_path / "qa", "--max_length", "64", "--doc_stride", "32"),
+        )
