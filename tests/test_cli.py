@@ -45,19 +45,22 @@ def test_every_command_module_is_registered():
     assert sorted(subparsers()) == COMMANDS
 
 
+# runs `sora-hf ARGS`, then prints which of torch / transformers the process imported
+HELP_PROBE = (
+    "import sys\n"
+    "from sora_hf_cli import main\n"
+    "try:\n"
+    "    main(sys.argv[1:])\n"
+    "except SystemExit as exit:\n"
+    "    assert not exit.code, exit.code\n"
+    "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
+)
+
+
 @pytest.mark.parametrize("command", LIGHT_HELP, ids=lambda c: " ".join(c) or "sora-hf")
 def test_help_imports_neither_torch_nor_transformers(command):
-    code = (
-        "import sys\n"
-        "from sora_hf_cli import main\n"
-        "try:\n"
-        "    main(sys.argv[1:])\n"
-        "except SystemExit as exit:\n"
-        "    assert exit.code == 0, exit.code\n"
-        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
-    )
     done = subprocess.run(
-        [sys.executable, "-c", code, *command, "--help"], capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", HELP_PROBE, *command, "--help"], capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.splitlines()[-1] == "[]"
@@ -300,16 +303,7 @@ def test_finetune_refuses_an_unknown_flag_on_one_line(capsys):
 
 def test_a_task_help_is_built_once_then_answers_without_torch(tmp_path):
     """`finetune --task T --help` needs TrainingArguments (torch) the first time; then its cached text answers."""
-    code = (
-        "import sys\n"
-        "from sora_hf_cli import main\n"
-        "try:\n"
-        "    main(sys.argv[1:])\n"
-        "except SystemExit as exit:\n"
-        "    assert not exit.code, exit.code\n"
-        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
-    )
-    command = [sys.executable, "-c", code, "finetune", "--task", "qa", "--help"]
+    command = [sys.executable, "-c", HELP_PROBE, "finetune", "--task", "qa", "--help"]
     environment = {**os.environ, "HOME": str(tmp_path)}  # a cache of the test's own (~/.cache/sora_hf/help)
     first = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
     second = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)

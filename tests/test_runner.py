@@ -126,6 +126,10 @@ def test_arguments_from_a_json_file(tiny_checkpoint, tmp_path):
 def test_flags_a_task_cannot_honour_are_refused(tiny_checkpoint, tmp_path):
     with pytest.raises(UserInputError, match="robustness_attacks"):
         run("ner", task_argv("ner", tiny_checkpoint, tmp_path / "a", "--robustness_attacks", "embedding"))
+    with pytest.raises(UserInputError, match="distill_attention_weight need.* --teacher_name_or_path"):
+        run("ner", task_argv("ner", tiny_checkpoint, tmp_path / "c", "--distill_attention_weight", "1"))
+    with pytest.raises(UserInputError, match="serves text classification only, not qa"):
+        run("qa", task_argv("qa", tiny_checkpoint, tmp_path / "d", "--distill_use_cached_logits", "true"))
     with pytest.raises(UserInputError, match="lora_r or --peft_config"):
         run("qa", task_argv("qa", tiny_checkpoint, tmp_path / "b", "--lora_r", "2", "--peft_config", "x"))
 

@@ -146,13 +146,20 @@ def check_arguments(spec: TaskSpec, args, training_args) -> None:
         )
     if args.lora_r and args.peft_config:
         raise UserInputError("Pass either --lora_r or --peft_config, not both.")
-    if getattr(training_args, "distill_use_cached_logits", False) and spec.name not in (
-        "classification",
-        "sentiment",
-    ):
+    cached_logits = getattr(training_args, "distill_use_cached_logits", False)
+    if cached_logits and spec.teacher_text_column is None:
         raise UserInputError(
-            "--distill_use_cached_logits caches one logit vector per example: it serves sequence classification "
-            f"only, not {spec.name}. Drop it (the teacher then runs beside the student)."
+            "--distill_use_cached_logits caches one logit vector per text: it serves text classification only, not "
+            f"{spec.name}. Drop it (the teacher then runs beside the student)."
+        )
+    teacher_flags = [
+        name
+        for name in ("distill_hidden_weight", "distill_attention_weight")
+        if getattr(training_args, name, 0) > 0
+    ] + (["distill_use_cached_logits"] if cached_logits else [])
+    if teacher_flags and not getattr(training_args, "teacher_name_or_path", None):
+        raise UserInputError(
+            f"--{' and --'.join(teacher_flags)} need(s) a teacher: pass --teacher_name_or_path."
         )
 
 
