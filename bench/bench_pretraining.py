@@ -1,6 +1,6 @@
 """One pretraining step (MLM + NSP) of Sora vs BertForPreTraining of identical size, same run.
 
-    python bench/bench_pretraining.py [--repeats 5] [--steps 3] [--output-dir bench/results]
+    python bench/bench_pretraining.py [--repeats 5] [--steps 3] [--device cpu] [--output-dir bench/results]
 
 Rows: BERT fp32, Sora fp32, Sora with bf16 autocast (both CPU). Ratios are against BERT fp32 in the same
 run. A second table runs both fp32 models on a padded batch (rows of random length, about 44% padding) and
@@ -22,12 +22,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from bench_encoder import BATCH, SEQ, SIZE, make_batch, make_models  # noqa: E402
+from common import cpu_capability, describe  # noqa: E402
 
 
 def step_tokens_per_second(model, optimizer, batch, steps: int, bf16: bool) -> float:
     """Real (non-padding) tokens per second of forward + backward + AdamW step."""
     model.train()
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    device = next(model.parameters()).device
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else lambda: None
+    synchronize()
     start = time.perf_counter()
     for _ in range(steps):
         with autocast:
@@ -35,18 +39,22 @@ def step_tokens_per_second(model, optimizer, batch, steps: int, bf16: bool) -> f
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+    synchronize()
     return steps * int(batch["attention_mask"].sum()) / (time.perf_counter() - start)
 
 
-def bf16_matmul_flops(size: int = 4096, repeats: int = 3) -> float:
+def bf16_matmul_flops(size: int = 4096, repeats: int = 3, device: str = "cpu") -> float:
     """Best FLOP/s of a size^3 bf16 matrix product."""
-    a = torch.randn(size, size, dtype=torch.bfloat16)
-    b = torch.randn(size, size, dtype=torch.bfloat16)
+    a = torch.randn(size, size, dtype=torch.bfloat16, device=device)
+    b = torch.randn(size, size, dtype=torch.bfloat16, device=device)
+    synchronize = torch.cuda.synchronize if a.is_cuda else lambda: None
     torch.matmul(a, b)
     best = 0.0
     for _ in range(repeats):
+        synchronize()
         start = time.perf_counter()
         torch.matmul(a, b)
+        synchronize()
         best = max(best, 2 * size**3 / (time.perf_counter() - start))
     return best
 
@@ -72,10 +80,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (bench/gpu_check.sh)")
     parser.add_argument("--output-dir", default="bench/results")
     args = parser.parse_args()
+    capability = cpu_capability()
+    print(describe(capability))
 
-    models, batch, padded = make_models(), make_batch(), make_batch(padded=True)
+    models = {name: model.to(args.device) for name, model in make_models().items()}
+    batch, padded = ({k: v.to(args.device) for k, v in make_batch(p).items()} for p in (False, True))
     masked_fraction = float((batch["labels"] != -100).float().mean())
     padding_fraction = 1 - float(padded["attention_mask"].float().mean())
     runs = {
@@ -96,7 +108,7 @@ def main() -> None:
                 step_tokens_per_second(models[name], optimizers[name], inputs, args.steps, bf16)
             )
     median = {run: statistics.median(values) for run, values in samples.items()}
-    peak = bf16_matmul_flops()
+    peak = bf16_matmul_flops(device=args.device)
     sora_flops = median["Sora bf16 autocast"] * sora_training_flops_per_token(masked_fraction)
 
     print("| pretraining step | tokens/s | vs BERT fp32 |")
@@ -118,6 +130,8 @@ def main() -> None:
     results = {
         "setup": {
             **SIZE,
+            **capability,
+            "device": args.device,
             "batch": BATCH,
             "sequence": SEQ,
             "masked_fraction": masked_fraction,
@@ -137,7 +151,8 @@ def main() -> None:
     }
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "pretraining.json").write_text(json.dumps(results, indent=2))
+    name = "pretraining" if args.device == "cpu" else f"pretraining_{args.device.split(':')[0]}"
+    (output_dir / f"{name}.json").write_text(json.dumps(results, indent=2))
     figure, axis = plt.subplots(figsize=(6, 3.5))
     labels = [run.replace(", ", "\n") for run in median]
     axis.bar(
@@ -147,8 +162,8 @@ def main() -> None:
     axis.set_ylabel("training tokens / s (median)")
     axis.set_title("one MLM + NSP pretraining step, hidden 256 x 4 layers")
     figure.tight_layout()
-    figure.savefig(output_dir / "pretraining.png", dpi=120)
-    print(f"wrote {output_dir / 'pretraining.json'} and {output_dir / 'pretraining.png'}")
+    figure.savefig(output_dir / f"{name}.png", dpi=120)
+    print(f"wrote {output_dir / name}.json and .png")
 
 
 if __name__ == "__main__":

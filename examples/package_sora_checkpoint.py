@@ -127,8 +127,14 @@ def main() -> None:
     config = json.loads((target / "config.json").read_text())
     config["use_cache"] = True  # Trainer saves use_cache=False after training; generation wants the cache
     (target / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    for path in target.iterdir():
-        path.chmod(0o644)
+    if config.get("sentence_embedding_size"):
+        # SentenceTransformer(target): the pooler and sentence head as two small Dense modules, encoder read in place
+        from sora_hf.sentence_embeddings import write_sentence_transformer_modules
+
+        write_sentence_transformer_modules(target, target)
+    for path in target.rglob("*"):
+        if path.is_file():
+            path.chmod(0o644)
     size_mb = (target / "model.safetensors").stat().st_size / 2**20
 
     hours = results["wall_time_seconds"] / 3600

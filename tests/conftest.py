@@ -57,6 +57,19 @@ def finetune_on_user_file(task: str, checkpoint, data_file, output_dir, *options
     )
 
 
+# ---- Tiny Sora sizes (owner: every test module that builds a tiny text model) ------------------------------
+
+TINY_SORA = dict(
+    vocab_size=120,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=64,
+    max_position_embeddings=64,
+    num_labels=3,
+)
+
+
 # ---- Tiny Sora checkpoints (owner: the test modules that build one: runner, run_*, hub, push filter) ----
 
 

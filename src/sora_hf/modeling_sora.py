@@ -5,13 +5,14 @@ audio towers whose tokens are fused with the text tokens in the encoder (early f
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
-from transformers.generation import GenerationMixin
+from transformers.generation import GenerationConfig, GenerationMixin
 from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import (
@@ -29,18 +30,25 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
 from transformers.processing_utils import Unpack
 from transformers.utils import TransformersKwargs, can_return_tuple, is_torchdynamo_compiling
 from transformers.utils.deprecation import deprecate_kwarg
-from transformers.utils.generic import merge_with_config_defaults
-from transformers.utils.output_capturing import OutputRecorder, capture_outputs
+from transformers.utils.generic import is_flash_attention_requested, merge_with_config_defaults
+from transformers.utils.output_capturing import OutputRecorder, _active_collector, capture_outputs
 
 from .configuration_sora import SoraAudioConfig, SoraConfig, SoraVisionConfig
 from .pretrained import resolve_pretrained_name
+from .serving import PackedLinear, can_pack
 
 WORD_EMBEDDINGS = "model.encoder.embeddings.word_embeddings.weight"
 
 
+def is_tracing() -> bool:
+    """True while dynamo compiles/exports or TorchScript traces (ONNX export): data-dependent checks and branches
+    are skipped so the graph stays valid for every input."""
+    return is_torchdynamo_compiling() or torch.jit.is_tracing()
+
+
 def check_input_ids(input_ids: torch.Tensor, vocab_size: int) -> None:
     """Raise `ValueError` naming the first id outside `[0, vocab_size)`; asynchronous on accelerators."""
-    if is_torchdynamo_compiling() or input_ids.numel() == 0 or input_ids.device.type == "meta":
+    if is_tracing() or input_ids.numel() == 0 or input_ids.device.type == "meta":
         return
     in_range = (input_ids >= 0) & (input_ids < vocab_size)
     if input_ids.device.type != "cpu":
@@ -120,12 +128,15 @@ def shift_tokens_right(
 @dataclass
 class RealTokens:
     """Where the real (non-padding) tokens of a `(batch, seq)` block sit, so that position-wise work (LayerNorm,
-    projections, MLP) runs on them alone and only the attention product sees the padded layout (ModernBERT's
-    unpadding, without a variable-length attention kernel)."""
+    projections, MLP) runs on them alone and attention runs within each sequence's real tokens (ModernBERT's
+    unpadding with a variable-length attention product)."""
 
     indices: torch.Tensor
     batch_size: int
     seq_length: int
+    cu_seqlens: torch.Tensor  # (batch + 1,) int32: where each row's tokens start in the packed order
+    spans: list[tuple[int, int]]  # the same offsets on the host, one (start, end) per row
+    max_length: int
 
     @classmethod
     def from_mask(
@@ -137,13 +148,23 @@ class RealTokens:
             attention_mask is None
             or attention_mask.dim() != 2
             or attention_mask.shape != hidden_states.shape[:2]
-            or is_torchdynamo_compiling()
+            or is_tracing()
         ):
             return None
         real = attention_mask.bool()
         if bool(real.all()):
             return None
-        return cls(real.flatten().nonzero().squeeze(-1), *attention_mask.shape)
+        lengths = real.sum(1, dtype=torch.int32)
+        cu_seqlens = nn.functional.pad(lengths.cumsum(0, dtype=torch.int32), (1, 0))
+        offsets = cu_seqlens.tolist()
+        return cls(
+            indices=real.flatten().nonzero().squeeze(-1),
+            batch_size=attention_mask.shape[0],
+            seq_length=attention_mask.shape[1],
+            cu_seqlens=cu_seqlens,
+            spans=list(zip(offsets[:-1], offsets[1:])),
+            max_length=int(lengths.max()),
+        )
 
     def unpad(self, states: torch.Tensor) -> torch.Tensor:
         """`(batch, seq, ...)` -> `(num_real, ...)`."""
@@ -154,6 +175,72 @@ class RealTokens:
         if into is None:
             into = states.new_zeros(self.batch_size, self.seq_length, *states.shape[1:])
         return into.flatten(0, 1).index_copy(0, self.indices, states).view(into.shape)
+
+
+def recording(output: str) -> bool:
+    """True while `output_<output>` is collecting per-layer outputs (`"attentions"`, `"hidden_states"`)."""
+    collected = _active_collector.get()
+    return collected is not None and output in collected
+
+
+def varlen_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    real_tokens: RealTokens,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    first_token_only: bool = False,
+    **kwargs: Unpack[TransformersKwargs],
+) -> torch.Tensor:
+    """Attention of packed `(1, heads, num_real, head_dim)` tokens within each sequence, no padding in the product:
+    flash attention's variable-length kernel when configured, else the configured kernel once per sequence. With
+    `first_token_only`, only each sequence's first token queries (one output row per sequence)."""
+    implementation = module.config._attn_implementation
+    attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+        implementation, eager_attention_forward
+    )
+    if is_flash_attention_requested(requested_attention_implementation=implementation):
+        cu_seqlens = real_tokens.cu_seqlens.to(query.device)
+        cu_seqlens_q, max_length_q = cu_seqlens, real_tokens.max_length
+        if first_token_only:
+            query = query[:, :, cu_seqlens[:-1].long()]
+            cu_seqlens_q, max_length_q = (
+                torch.arange(len(cu_seqlens), dtype=torch.int32, device=query.device),
+                1,
+            )
+        attn_output, _ = attention_interface(
+            module,
+            query,
+            key,
+            value,
+            None,
+            dropout=dropout,
+            scaling=scaling,
+            cu_seq_lens_q=cu_seqlens_q,
+            cu_seq_lens_k=cu_seqlens,
+            max_length_q=max_length_q,
+            max_length_k=real_tokens.max_length,
+            **kwargs,
+        )
+        return attn_output[0]
+    outputs = []
+    for start, end in real_tokens.spans:
+        if start == end:  # a row of padding only
+            continue
+        attn_output, _ = attention_interface(
+            module,
+            query[:, :, start : start + 1 if first_token_only else end],
+            key[:, :, start:end],
+            value[:, :, start:end],
+            None,
+            dropout=dropout,
+            scaling=scaling,
+            **kwargs,
+        )
+        outputs.append(attn_output[0])
+    return torch.cat(outputs)
 
 
 def eager_attention_forward(
@@ -233,16 +320,39 @@ class SoraSelfAttention(nn.Module):
         attention_mask: torch.Tensor | None = None,
         cache: Cache | None = None,
         real_tokens: RealTokens | None = None,
+        first_token_only: bool = False,
         **kwargs: Unpack[TransformersKwargs],
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """With `first_token_only`, only the first token of each sequence queries: its output alone comes back."""
         qkv = self.qkv_proj(hidden_states)
-        if real_tokens is not None:  # `hidden_states` holds only the real tokens; attention needs the layout
+        dropout = self.attention_dropout if self.training else 0.0
+        if real_tokens is not None and not recording("attentions"):
+            # `hidden_states` holds only the real tokens: attention runs sequence by sequence on them
+            query, key, value = (
+                qkv.view(1, -1, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+            )
+            attn_output = varlen_attention_forward(
+                self,
+                query,
+                key,
+                value,
+                real_tokens,
+                dropout=dropout,
+                scaling=self.scaling,
+                first_token_only=first_token_only,
+                **kwargs,
+            )
+            return self.o_proj(attn_output.reshape(-1, self.num_heads * self.head_dim)), None
+        if real_tokens is not None:  # attention weights are wanted in the padded layout
             qkv = real_tokens.pad(qkv)
         input_shape = qkv.shape[:-1]
         qkv = qkv.view(*input_shape, 3, self.num_heads, self.head_dim)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
         if cache is not None:
             key, value = cache.update(key, value, self.layer_idx)
+        if first_token_only:
+            query, input_shape = query[:, :, :1], (input_shape[0], 1)
+            attention_mask = attention_mask[:, :, :1] if attention_mask is not None else None
 
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
             self.config._attn_implementation, eager_attention_forward
@@ -253,13 +363,13 @@ class SoraSelfAttention(nn.Module):
             key,
             value,
             attention_mask,
-            dropout=self.attention_dropout if self.training else 0.0,
+            dropout=dropout,
             scaling=self.scaling,
             **kwargs,
         )
         attn_output = attn_output.reshape(*input_shape, -1)
         if real_tokens is not None:
-            attn_output = real_tokens.unpad(attn_output)
+            attn_output = attn_output[:, 0] if first_token_only else real_tokens.unpad(attn_output)
         return self.o_proj(attn_output.contiguous()), attn_weights
 
 
@@ -346,16 +456,27 @@ class SoraEncoderLayer(GradientCheckpointingLayer):
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         real_tokens: RealTokens | None = None,
+        first_token_only: bool = False,
         **kwargs: Unpack[TransformersKwargs],
     ) -> torch.Tensor:
         """With `real_tokens`, everything but the attention product runs on the real tokens only; padding
-        positions pass through unchanged."""
+        positions pass through unchanged. With `first_token_only`, only the first position comes out, and the
+        work after the key/value projection runs for it alone: `(batch, 1, hidden)`."""
         states = real_tokens.unpad(hidden_states) if real_tokens is not None else hidden_states
         attn_output, _ = self.self_attn(
-            self.self_attn_layer_norm(states), attention_mask, real_tokens=real_tokens, **kwargs
+            self.self_attn_layer_norm(states),
+            attention_mask,
+            real_tokens=real_tokens,
+            first_token_only=first_token_only,
+            **kwargs,
         )
+        if first_token_only:
+            states = hidden_states[:, 0]
+            attn_output = attn_output.view_as(states)
         states = states + self.dropout(attn_output)
         states = states + self.dropout(self.mlp(self.final_layer_norm(states)))
+        if first_token_only:
+            return states.unsqueeze(1)
         return real_tokens.pad(states, into=hidden_states) if real_tokens is not None else states
 
 
@@ -650,6 +771,7 @@ class SoraEncoder(SoraPreTrainedModel):
         pixel_values: torch.FloatTensor | None = None,
         input_features: torch.FloatTensor | None = None,
         feature_attention_mask: torch.Tensor | None = None,
+        first_token_only: bool = False,
         **kwargs: Unpack[TransformersKwargs],
     ) -> SoraEncoderOutput:
         r"""
@@ -659,6 +781,11 @@ class SoraEncoder(SoraPreTrainedModel):
             Log-mel features (from `SoraFeatureExtractor`) for the audio tower; needs `config.audio_config`.
         feature_attention_mask (`torch.Tensor` of shape `(batch_size, frames)`, *optional*):
             Padding mask of `input_features`.
+        first_token_only (`bool`, *optional*, defaults to `False`):
+            The caller reads only the first (`<s>`) position of `last_hidden_state`: the last layer then computes
+            that position alone (`last_hidden_state` is `(batch_size, 1, hidden_size)`). Ignored, with the full
+            state returned, for media inputs, left padding, tracing, or while hidden states or attentions are
+            recorded.
         """
         self.check_media_towers(pixel_values, input_features)
         has_media = pixel_values is not None or input_features is not None
@@ -681,8 +808,22 @@ class SoraEncoder(SoraPreTrainedModel):
             )
             # Padding then costs no projection or MLP work.
             real_tokens = RealTokens.from_mask(attention_mask, hidden_states)
-            for layer in self.layers[:fusion_layer]:
-                hidden_states = layer(hidden_states, text_mask, real_tokens=real_tokens, **kwargs)
+            first_token_only = (
+                first_token_only
+                and not has_media
+                and not is_tracing()
+                and not recording("hidden_states")
+                and not recording("attentions")
+                and (attention_mask is None or bool(attention_mask[:, 0].all()))
+            )
+            for index, layer in enumerate(self.layers[:fusion_layer]):
+                hidden_states = layer(
+                    hidden_states,
+                    text_mask,
+                    real_tokens=real_tokens,
+                    first_token_only=first_token_only and index == fusion_layer - 1,
+                    **kwargs,
+                )
         fused_mask = None
         if has_media:
             hidden_states, fused_mask = self.fuse(
@@ -791,19 +932,28 @@ class SoraDecoder(SoraPreTrainedModel):
         if use_cache and cache is None:
             cache = EncoderDecoderCache(DynamicCache(config=self.config), DynamicCache(config=self.config))
 
-        batch_size, seq_length = inputs_embeds.shape[:2]
+        seq_length = inputs_embeds.shape[1]
+        # A static cache counts its length in a tensor: positions stay on the device, and the check reads it
+        # only outside compilation.
         cache_length = cache.get_seq_length() if cache is not None else 0
-        check_sequence_length(cache_length + seq_length, self.config.max_position_embeddings)
-        position_ids = torch.arange(cache_length, cache_length + seq_length, device=inputs_embeds.device)
-        if attention_mask is None and not is_torchdynamo_compiling():
-            attention_mask = torch.ones(batch_size, cache_length + seq_length, device=inputs_embeds.device)
+        if not is_tracing():
+            check_sequence_length(int(cache_length) + seq_length, self.config.max_position_embeddings)
+        position_ids = torch.arange(seq_length, device=inputs_embeds.device) + cache_length
 
-        causal_mask = create_causal_mask(
-            config=self.config,
-            inputs_embeds=inputs_embeds,
-            attention_mask=attention_mask,
-            cache=cache.self_attention_cache if cache is not None else None,
-        )
+        self_attn_cache = cache.self_attention_cache if cache is not None else None
+        if (
+            attention_mask is None
+            and seq_length == 1
+            and not getattr(self_attn_cache, "is_compileable", False)
+        ):
+            causal_mask = None  # a decoding step without padding sees every cached position: nothing to mask
+        else:  # (a static cache holds unwritten positions, masked here)
+            causal_mask = create_causal_mask(
+                config=self.config,
+                inputs_embeds=inputs_embeds,
+                attention_mask=attention_mask,
+                cache=self_attn_cache,
+            )
         encoder_attention_mask = create_bidirectional_mask(
             config=self.config,
             inputs_embeds=inputs_embeds,
@@ -830,6 +980,10 @@ class SoraModel(SoraPreTrainedModel):
     """The bare Sora encoder, plus the decoder when `config.is_encoder_decoder` (or `with_decoder=True`)."""
 
     _tied_weights_keys = {"decoder.embed_tokens.weight": "encoder.embeddings.word_embeddings.weight"}
+    # The heads of a pretraining checkpoint (`sora`) that the bare model does not hold.
+    _keys_to_ignore_on_load_unexpected = [
+        r"^(lm_head|nsp_head|pooler|sentence_embedding_head|token_distillation_head)\.",
+    ]
 
     def __init__(self, config: SoraConfig, with_decoder: bool | None = None):
         super().__init__(config)
@@ -838,6 +992,10 @@ class SoraModel(SoraPreTrainedModel):
         self.decoder = SoraDecoder(config) if with_decoder else None
         if self.decoder is None:
             self._tied_weights_keys = {}
+            self._keys_to_ignore_on_load_unexpected = [
+                *self._keys_to_ignore_on_load_unexpected,
+                r"^(model\.)?decoder\.",
+            ]
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -1378,6 +1536,8 @@ class SoraForSequenceClassification(SoraPreTrainedModel):
             pixel_values=pixel_values,
             input_features=input_features,
             feature_attention_mask=feature_attention_mask,
+            # the `<s>` pooler reads one position: the last layer computes no other
+            first_token_only=type(self.pooler) is SoraPooler and not self.pooler.mean,
             **kwargs,
         )
         if isinstance(self.pooler, SoraFusionPooler):
@@ -1527,6 +1687,8 @@ class SoraForConditionalGeneration(SoraPreTrainedModel, GenerationMixin):
     """Sora encoder-decoder with a language-modelling head: translation, summarization, dialogue."""
 
     accepts_loss_kwargs = True  # token-level loss: normalised by Trainer's `num_items_in_batch`
+    # With a static cache the decoding step traces as one graph: the data-dependent checks are skipped while tracing.
+    _can_compile_fullgraph = True
 
     _tied_weights_keys = {"lm_head.weight": WORD_EMBEDDINGS}
     _keys_to_ignore_on_load_unexpected = [
@@ -1547,6 +1709,80 @@ class SoraForConditionalGeneration(SoraPreTrainedModel, GenerationMixin):
 
     def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
         self.lm_head = new_embeddings
+
+    def compute_logits(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """The LM head (oneDNN-packed for the duration of `generate` on CPU: see `generate`)."""
+        return self.lm_head(hidden_states)
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        """`GenerationMixin.generate`, with the LM head (the largest matmul of a decoding step) packed for oneDNN's
+        matmul for the duration of the call when it runs on CPU in fp32: for the few rows of a step MKL's product
+        behind `nn.Linear` is 2-5x slower on some CPUs. The weights cannot change during the call, so the packed
+        copy cannot go stale; outputs match `nn.Linear` within float rounding."""
+        lm_head = self.lm_head
+        if type(lm_head) is not nn.Linear or not can_pack(lm_head):
+            return super().generate(*args, **kwargs)
+        self.lm_head = PackedLinear(lm_head)
+        try:
+            return super().generate(*args, **kwargs)
+        finally:
+            self.lm_head = lm_head
+
+    def decode(
+        self,
+        encoder_outputs: BaseModelOutput,
+        attention_mask: torch.Tensor | None,
+        decoder_input_ids: torch.LongTensor | None,
+        decoder_attention_mask: torch.LongTensor | None,
+        cache: EncoderDecoderCache | None,
+        decoder_inputs_embeds: torch.Tensor | None,
+        labels: torch.LongTensor | None,
+        use_cache: bool | None,
+        num_items_in_batch: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> Seq2SeqLMOutput:
+        """`forward` once the encoder has run (every step of `generate`): the decoder and the LM head, without the
+        intermediate `SoraModel` call and output (per-token overhead)."""
+        # With images or audio the decoder attends to the fused sequence, under the fused mask.
+        fused_mask = getattr(encoder_outputs, "attention_mask", None)
+        decoder_outputs = self.model.decoder(
+            input_ids=decoder_input_ids,
+            attention_mask=decoder_attention_mask,
+            encoder_hidden_states=encoder_outputs.last_hidden_state,
+            encoder_attention_mask=fused_mask if fused_mask is not None else attention_mask,
+            cache=cache,
+            inputs_embeds=decoder_inputs_embeds,
+            use_cache=use_cache,
+            **kwargs,
+        )
+        logits = self.compute_logits(decoder_outputs.last_hidden_state)
+        loss = None
+        if labels is not None:
+            loss = token_cross_entropy(logits, labels, num_items_in_batch)
+        return Seq2SeqLMOutput(
+            loss=loss,
+            logits=logits,
+            cache=decoder_outputs.cache,
+            decoder_hidden_states=decoder_outputs.hidden_states,
+            decoder_attentions=decoder_outputs.attentions,
+            cross_attentions=decoder_outputs.cross_attentions,
+            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+            encoder_hidden_states=encoder_outputs.hidden_states,
+            encoder_attentions=encoder_outputs.attentions,
+        )
+
+    def _reorder_cache(self, cache: EncoderDecoderCache, beam_idx: torch.LongTensor) -> EncoderDecoderCache:
+        """Beam search: reorder the self-attention cache only. Beams never leave their example, and an example's beams
+        share its encoder keys and values, so the cross-attention cache needs no copy."""
+        cache.self_attention_cache.reorder_cache(beam_idx)
+        return cache
+
+    def _valid_auto_compile_criteria(self, model_kwargs: dict, generation_config: GenerationConfig) -> bool:
+        """transformers' rule (a static cache), except that an explicit `compile_config` also compiles on CPU."""
+        compile_config = generation_config.compile_config
+        if compile_config is not None and compile_config._compile_all_devices is None:
+            compile_config._compile_all_devices = True
+        return super()._valid_auto_compile_criteria(model_kwargs, generation_config)
 
     @can_return_tuple
     @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
@@ -1576,6 +1812,21 @@ class SoraForConditionalGeneration(SoraPreTrainedModel, GenerationMixin):
             decoder_input_ids = shift_tokens_right(
                 labels, self.config.pad_token_id, self.config.decoder_start_token_id
             )
+        if isinstance(encoder_outputs, BaseModelOutput) and (
+            decoder_input_ids is not None or decoder_inputs_embeds is not None
+        ):
+            return self.decode(
+                encoder_outputs,
+                attention_mask,
+                decoder_input_ids,
+                decoder_attention_mask,
+                cache,
+                decoder_inputs_embeds,
+                labels,
+                use_cache,
+                num_items_in_batch,
+                **kwargs,
+            )
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -1591,7 +1842,7 @@ class SoraForConditionalGeneration(SoraPreTrainedModel, GenerationMixin):
             feature_attention_mask=feature_attention_mask,
             **kwargs,
         )
-        logits = self.lm_head(outputs.last_hidden_state)
+        logits = self.compute_logits(outputs.last_hidden_state)
         loss = None
         if labels is not None:
             loss = token_cross_entropy(logits, labels, num_items_in_batch)

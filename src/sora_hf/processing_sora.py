@@ -3,8 +3,12 @@
 
 from typing import Any
 
+from transformers import AutoTokenizer
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
+from transformers.utils import FEATURE_EXTRACTOR_NAME, PROCESSOR_NAME, cached_file
+
+from .pretrained import resolve_pretrained_name
 
 
 class SoraProcessor(ProcessorMixin):
@@ -25,6 +29,30 @@ class SoraProcessor(ProcessorMixin):
 
     def __init__(self, image_processor=None, feature_extractor=None, tokenizer=None, **kwargs):
         super().__init__(image_processor, feature_extractor, tokenizer, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """Load a saved processor; a text-only Sora folder (no processor or preprocessor config) gives its
+        tokenizer, as `AutoProcessor` does for text-only models (sentence-transformers loads Sora this way)."""
+        path = resolve_pretrained_name(pretrained_model_name_or_path)
+        lookup = {
+            key: kwargs[key]
+            for key in ("cache_dir", "token", "revision", "subfolder", "local_files_only")
+            if key in kwargs
+        }
+        has_processor_files = any(
+            cached_file(
+                path,
+                name,
+                **lookup,
+                _raise_exceptions_for_missing_entries=False,
+                _raise_exceptions_for_connection_errors=False,
+            )
+            for name in (PROCESSOR_NAME, FEATURE_EXTRACTOR_NAME)
+        )
+        if not has_processor_files:
+            return AutoTokenizer.from_pretrained(path, **kwargs)
+        return super().from_pretrained(path, **kwargs)
 
     def __call__(
         self,

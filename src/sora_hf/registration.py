@@ -32,6 +32,7 @@ from .modeling_sora import (
 )
 from .pipelines import register_sora_pipelines
 from .processing_sora import SoraProcessor
+from .quantization import register_int8_quantizer
 from .tokenization_sora import SoraTokenizer
 
 AUTO_MODELS = {
@@ -63,3 +64,4 @@ def register_sora() -> None:
     AutoProcessor.register(SoraConfig, SoraProcessor, exist_ok=True)
     register_peft_defaults()
     register_sora_pipelines()
+    register_int8_quantizer()  # config.json `quant_method: sora_int8` loads as int8 layers
