@@ -137,18 +137,20 @@ def make_inputs(batch: int) -> dict[str, torch.Tensor]:
 
 @torch.inference_mode()
 def timed_generate(model: torch.nn.Module, inputs: dict, **kwargs) -> tuple[torch.Tensor, float]:
+    synchronize = torch.cuda.synchronize if inputs["input_ids"].is_cuda else lambda: None
     start = time.perf_counter()
     output = model.generate(**inputs, **kwargs)
+    synchronize()
     return output, time.perf_counter() - start
 
 
 def bench_generation(args: argparse.Namespace) -> dict:
     """New tokens/s of every (model, path) at every (batch, beams) setting; interleaved repeats, median."""
-    models = make_models()
+    models = {name: model.to(args.device) for name, model in make_models().items()}
     compile_configs = {name: compile_config(name) for name in models}
     rows = []
     for batch, beams in SETTINGS:
-        inputs = make_inputs(batch)
+        inputs = {key: value.to(args.device) for key, value in make_inputs(batch).items()}
         generation = dict(max_new_tokens=args.new_tokens, num_beams=beams, do_sample=False)
         warmup = {}
         for name, model in models.items():  # warm-up; a compiled path compiles here
@@ -389,6 +391,7 @@ def main() -> None:
     parser.add_argument("--translation-samples", type=int, default=200, help="0 skips the translation check")
     parser.add_argument("--translation-batch-size", type=int, default=8)
     parser.add_argument("--translation-model", default=TRANSLATION_MODEL)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (bench/gpu_check.sh)")
     parser.add_argument("--output-dir", default="bench/results")
     args = parser.parse_args()
 
@@ -412,16 +415,17 @@ def main() -> None:
         },
         "generation": bench_generation(args),
     }
-    if args.translation_samples:
+    if args.translation_samples and args.device == "cpu":  # the translation check measures the CPU paths
         results["translation"] = bench_translation(args, cpu)
     results["setup"]["wall_seconds"] = time.perf_counter() - started
     print_tables(results)
 
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "generation.json").write_text(json.dumps(results, indent=2))
-    plot(results, output_dir / "generation.png")
-    print(f"\nwrote {output_dir / 'generation.json'} and {output_dir / 'generation.png'}")
+    name = "generation" if args.device == "cpu" else f"generation_{args.device.split(':')[0]}"
+    (output_dir / f"{name}.json").write_text(json.dumps(results, indent=2))
+    plot(results, output_dir / f"{name}.png")
+    print(f"\nwrote {output_dir / name}.json and .png")
 
 
 if __name__ == "__main__":

@@ -9,11 +9,14 @@ Two pairs, each measured in this one process with interleaved repeats (median), 
   runs/r20-sentiment, else `sora` with a new head) vs all-MiniLM-L6-v2 + a classifier head (`--teacher`, default the
   offline package with a new head).
 Batches come in test-split order with dynamic padding (`unsorted`), or sorted by length (`sorted`). Real tokens/s
-counts non-padding tokens only; p50/p95 are per-batch latencies. Paths: `fp32` (eager), `int8`
+counts non-padding tokens only; p50/p95 are per-batch latencies. Paths: `fp32` (each model's own eager forward),
+`packed` (every Linear layer on oneDNN with a weight packed once, `sora_hf.serving.pack_linear_weights`, applied to
+both models alike), `int8`
 (`sora_hf.quantization.quantize_int8`; BERT through `torch.ao` dynamic quantization of its Linear layers), `onnxruntime`
 (Optimum export + ORT, same thread count), `compile` (`torch.compile(dynamic=True)`; compile time reported apart) and
 `bf16` (weights and activations; only where the CPU has avx512_bf16/amx_bf16, else skipped). Also scores the
-fine-tuned classifier fp32 vs int8 on the whole sentiment test split. Writes `inference.json`, `inference.md` and
+fine-tuned classifier fp32 vs int8 on the whole sentiment test split. The MiniLM pair uses `--packaged-tweets` and
+the fp32, packed, int8 and ORT paths only. Writes `inference.json`, `inference.md` and
 `inference.png` to `--output-dir` (bench/results).
 """
 
@@ -52,6 +55,8 @@ SIZE = dict(
 )
 SETTINGS = [(1, "unsorted"), (32, "unsorted"), (32, "sorted"), (128, "unsorted"), (128, "sorted")]
 FAST_PATH_SETTINGS = [(1, "unsorted"), (32, "unsorted")]  # int8, ORT, compile and bf16 run these only
+EVERY_SETTING_PATHS = ("fp32", "packed")
+PACKAGED_PATHS = ("fp32", "packed", "int8", "onnxruntime")  # the MiniLM pair skips compile and bf16 (time)
 MAX_LENGTH = 128
 Predict = Callable[[dict], torch.Tensor]
 
@@ -92,6 +97,13 @@ def bf16(model: torch.nn.Module) -> Predict:
 
 def compiled(model: torch.nn.Module) -> Predict:
     return eager(torch.compile(copy.deepcopy(model).eval(), dynamic=True))
+
+
+def packed(model: torch.nn.Module) -> Predict:
+    """Every Linear layer served by oneDNN on a weight packed once (`sora_hf.serving.pack_linear_weights`)."""
+    from sora_hf.serving import pack_linear_weights
+
+    return eager(pack_linear_weights(copy.deepcopy(model)))
 
 
 def int8(model: torch.nn.Module) -> Predict:
@@ -202,7 +214,8 @@ def measure_pair(
                 elif path == "onnxruntime":
                     predictors[(name, path)] = onnxruntime(model, workdir / pair)
                 else:
-                    predictors[(name, path)] = {"int8": int8, "compile": compiled, "bf16": bf16}[path](model)
+                    builders = {"packed": packed, "int8": int8, "compile": compiled, "bf16": bf16}
+                    predictors[(name, path)] = builders[path](model)
             except Exception as error:  # a path that fails for one model is reported, not fatal
                 print(
                     f"[{pair}] {name} {path}: skipped ({type(error).__name__}: {str(error).splitlines()[0][:160]})"
@@ -220,7 +233,7 @@ def measure_pair(
         active = {
             key: predict
             for key, predict in predictors.items()
-            if key[1] == "fp32" or (batch_size, order) in FAST_PATH_SETTINGS
+            if key[1] in EVERY_SETTING_PATHS or (batch_size, order) in FAST_PATH_SETTINGS
         }
         latencies: dict[tuple[str, str], list[list[float]]] = {key: [] for key in active}
         with torch.inference_mode():
@@ -358,8 +371,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tweets", type=int, default=1024)
     parser.add_argument("--batch1-tweets", type=int, default=256)
+    parser.add_argument("--packaged-tweets", type=int, default=512, help="tweets for the Sora vs MiniLM pair")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--paths", default="fp32,int8,onnxruntime,compile,bf16")
+    parser.add_argument("--paths", default="fp32,packed,int8,onnxruntime,compile,bf16")
     parser.add_argument("--pairs", default="size,packaged")
     parser.add_argument("--sora-classifier", default="runs/r20-sentiment")
     parser.add_argument(
@@ -373,7 +387,7 @@ def main() -> None:
     parser.add_argument("--output-dir", default="bench/results")
     args = parser.parse_args()
     if args.quick:
-        args.tweets, args.batch1_tweets, args.repeats = 128, 32, 1
+        args.tweets, args.batch1_tweets, args.packaged_tweets, args.repeats = 128, 32, 128, 1
 
     capability = cpu_capability()
     print(describe(capability))
@@ -395,7 +409,12 @@ def main() -> None:
     rows, accuracy = [], None
     with tempfile.TemporaryDirectory() as workdir:
         for pair in args.pairs.split(","):
-            rows += measure_pair(pair, args, texts, paths, Path(workdir))
+            if pair == "packaged":  # MiniLM is ~4x slower than Sora: fewer texts and paths keep the run short
+                pair_texts = texts[: args.packaged_tweets]
+                pair_paths = [p for p in paths if p in PACKAGED_PATHS]
+            else:
+                pair_texts, pair_paths = texts, paths
+            rows += measure_pair(pair, args, pair_texts, pair_paths, Path(workdir))
         if "int8" in paths and args.device == "cpu":
             accuracy = int8_accuracy(args, Path(workdir))
     suffix = "" if args.device == "cpu" else f"_{args.device.split(':')[0]}"

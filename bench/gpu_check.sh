@@ -54,10 +54,13 @@ for folder in [out, out / "flash_attention_2"]:
             print(f"| {label} | batch {batch} {order} | {value:,.0f} tok/s | {base:,.0f} tok/s | {value / base:.2f} |")
 generation = out / "generation_cuda.json"
 if generation.exists():
-    for row in json.loads(generation.read_text()).get("rows", []):
-        if row.get("model") == "Sora" and row.get("ratio_vs_bart") is not None:
-            print(f"| generation {row.get('path')} | {row.get('setting')} | {row.get('new_tokens_per_s', 0):,.0f} "
-                  f"tok/s | - | {row['ratio_vs_bart']:.2f} |")
+    rows = json.loads(generation.read_text())["generation"]["rows"]
+    speed = {(r["batch"], r["beams"], r["model"], r["path"]): r["new_tokens_per_second"] for r in rows}
+    for (batch, beams, model, path_name), value in speed.items():
+        base = speed.get((batch, beams, "BART", "default"))
+        if model == "Sora" and base:
+            print(f"| generation {path_name} | batch {batch} beams {beams} | {value:,.0f} tok/s | {base:,.0f} tok/s "
+                  f"(BART default) | {value / base:.2f} |")
 pretraining = out / "pretraining_cuda.json"
 if pretraining.exists():
     result = json.loads(pretraining.read_text())
