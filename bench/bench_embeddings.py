@@ -38,6 +38,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from common import cpu_capability  # noqa: E402
 
 WORDNET = Path("/usr/share/wordnet")
 POS_FILES = {"n": "data.noun", "v": "data.verb", "a": "data.adj", "s": "data.adj", "r": "data.adv"}
@@ -186,27 +187,6 @@ def spearman(x: list[float], y: list[float]) -> float:
     from scipy.stats import spearmanr
 
     return float(spearmanr(x, y).statistic)
-
-
-def cpu_capability() -> dict:
-    flags = set()
-    model_name = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-            elif line.startswith("model name") and model_name == "unknown":
-                model_name = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return {
-        "cpu": model_name,
-        "avx512f": "avx512f" in flags,
-        "avx512_bf16": "avx512_bf16" in flags,
-        "amx_bf16": "amx_bf16" in flags,
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-    }
 
 
 def load_models() -> dict:

@@ -22,7 +22,6 @@ Only ratios measured in one run mean anything on a shared machine.
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
+from common import cpu_capability  # noqa: E402
 from transformers import (  # noqa: E402
     AutoTokenizer,
     BartConfig,
@@ -47,20 +47,6 @@ SOURCE_LENGTHS = (24, 48)  # source lengths drawn uniformly in this range, padde
 PATHS = ("default", "static", "compiled")
 SETTINGS = ((1, 1), (1, 4), (8, 1), (8, 4))  # (batch, beams)
 TRANSLATION_MODEL = "runs/r20-translation"
-
-
-def cpu_capability() -> dict:
-    """The CPU's name and whether it has the bf16 instructions (avx512_bf16 / amx_bf16)."""
-    flags, name = set(), platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-            elif line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return {"model_name": name, "avx512_bf16": "avx512_bf16" in flags, "amx_bf16": "amx_bf16" in flags}
 
 
 def make_models() -> dict[str, torch.nn.Module]:
@@ -301,7 +287,7 @@ def bench_translation(args: argparse.Namespace, cpu: dict) -> dict:
 def print_tables(results: dict) -> None:
     setup = results["setup"]
     print(
-        f"\nCPU: {setup['cpu']['model_name']}; avx512_bf16: {setup['cpu']['avx512_bf16']}; "
+        f"\nCPU: {setup['cpu']['cpu']}; avx512_bf16: {setup['cpu']['avx512_bf16']}; "
         f"torch threads: {setup['threads']}; torch {setup['torch']}, transformers {setup['transformers']}"
     )
     generation = results["generation"]
@@ -396,9 +382,7 @@ def main() -> None:
     args = parser.parse_args()
 
     cpu = cpu_capability()
-    print(
-        f"CPU: {cpu['model_name']}; avx512_bf16: {cpu['avx512_bf16']}; torch threads: {torch.get_num_threads()}"
-    )
+    print(f"CPU: {cpu['cpu']}; avx512_bf16: {cpu['avx512_bf16']}; torch threads: {torch.get_num_threads()}")
     started = time.perf_counter()
     results = {
         "setup": {

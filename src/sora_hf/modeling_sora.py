@@ -1812,50 +1812,39 @@ class SoraForConditionalGeneration(SoraPreTrainedModel, GenerationMixin):
             decoder_input_ids = shift_tokens_right(
                 labels, self.config.pad_token_id, self.config.decoder_start_token_id
             )
-        if isinstance(encoder_outputs, BaseModelOutput) and (
-            decoder_input_ids is not None or decoder_inputs_embeds is not None
-        ):
-            return self.decode(
-                encoder_outputs,
-                attention_mask,
-                decoder_input_ids,
-                decoder_attention_mask,
-                cache,
-                decoder_inputs_embeds,
-                labels,
-                use_cache,
-                num_items_in_batch,
+        if encoder_outputs is None:
+            encoder_outputs = self.model.encoder(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                inputs_embeds=inputs_embeds,
+                pixel_values=pixel_values,
+                input_features=input_features,
+                feature_attention_mask=feature_attention_mask,
                 **kwargs,
             )
-        outputs = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            decoder_input_ids=decoder_input_ids,
-            decoder_attention_mask=decoder_attention_mask,
-            encoder_outputs=encoder_outputs,
-            cache=cache,
-            inputs_embeds=inputs_embeds,
-            decoder_inputs_embeds=decoder_inputs_embeds,
-            use_cache=use_cache,
-            pixel_values=pixel_values,
-            input_features=input_features,
-            feature_attention_mask=feature_attention_mask,
+        elif not isinstance(encoder_outputs, BaseModelOutput):
+            encoder_outputs = BaseModelOutput(
+                last_hidden_state=encoder_outputs[0],
+                hidden_states=encoder_outputs[1] if len(encoder_outputs) > 1 else None,
+                attentions=encoder_outputs[2] if len(encoder_outputs) > 2 else None,
+            )
+        if decoder_input_ids is None and decoder_inputs_embeds is None:
+            if input_ids is None:
+                raise ValueError("Pass decoder_input_ids or decoder_inputs_embeds (or input_ids to shift).")
+            decoder_input_ids = shift_tokens_right(
+                input_ids, self.config.pad_token_id, self.config.decoder_start_token_id
+            )
+        return self.decode(
+            encoder_outputs,
+            attention_mask,
+            decoder_input_ids,
+            decoder_attention_mask,
+            cache,
+            decoder_inputs_embeds,
+            labels,
+            use_cache,
+            num_items_in_batch,
             **kwargs,
-        )
-        logits = self.compute_logits(outputs.last_hidden_state)
-        loss = None
-        if labels is not None:
-            loss = token_cross_entropy(logits, labels, num_items_in_batch)
-        return Seq2SeqLMOutput(
-            loss=loss,
-            logits=logits,
-            cache=outputs.cache,
-            decoder_hidden_states=outputs.decoder_hidden_states,
-            decoder_attentions=outputs.decoder_attentions,
-            cross_attentions=outputs.cross_attentions,
-            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
-            encoder_hidden_states=outputs.encoder_hidden_states,
-            encoder_attentions=outputs.encoder_attentions,
         )
 
 
