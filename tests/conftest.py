@@ -70,6 +70,16 @@ TINY_SORA = dict(
 )
 
 
+# A tokenizer corpus for tiny checkpoints, and a batch of three lengths (padded on the right) to run them on.
+TEXTS = [
+    "the cat sat on the mat",
+    "a dog ran in the park",
+    "the bird sang a song in the tree",
+    "rain fell on the quiet town",
+] * 10
+BATCH = ["the cat", "a dog ran in the park", "the bird sang a song in the tree on the mat"]
+
+
 # ---- Tiny Sora checkpoints (owner: the test modules that build one: runner, run_*, hub, push filter) ----
 
 

@@ -2,19 +2,11 @@
 
 import pytest
 import torch
-from conftest import save_tiny_sora
+from conftest import BATCH, TEXTS, save_tiny_sora
 from transformers import AutoTokenizer, CompileConfig
 
 from sora_hf import SoraForConditionalGeneration
 
-TEXTS = [
-    "the cat sat on the mat",
-    "a dog ran in the park",
-    "the bird sang a song in the tree",
-    "rain fell on the quiet town",
-] * 10
-# Three lengths: the batch is padded on the right.
-BATCH = ["the cat", "a dog ran in the park", "the bird sang a song in the tree on the mat"]
 NEW_TOKENS = 12
 
 

@@ -4,7 +4,7 @@ import importlib.util
 
 import pytest
 import torch
-from conftest import save_tiny_sora
+from conftest import BATCH, TEXTS, save_tiny_sora
 
 pytest.importorskip("onnxruntime", reason="the `onnx` extra (onnxruntime) is not installed")
 pytest.importorskip("onnx", reason="the `onnx` extra (onnx) is not installed")
@@ -29,14 +29,6 @@ from sora_hf import (  # noqa: E402
     SoraForTokenClassification,
 )
 
-TEXTS = [
-    "the cat sat on the mat",
-    "a dog ran in the park",
-    "the bird sang a song in the tree",
-    "rain fell on the quiet town",
-] * 10
-# Three lengths: the batch is padded on the right, and only real tokens are compared.
-BATCH = ["the cat", "a dog ran in the park", "the bird sang a song in the tree on the mat"]
 # Larger weights than the default 0.02 so that logits (and greedy tokens) differ between inputs.
 INIT = {"initializer_range": 0.3}
 

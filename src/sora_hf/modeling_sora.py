@@ -1006,6 +1006,26 @@ class SoraModel(SoraPreTrainedModel):
         if self.decoder is not None:
             self.decoder.embed_tokens = value
 
+    def encode(
+        self, encoder_outputs: BaseModelOutput | tuple | None, **encoder_inputs: Any
+    ) -> BaseModelOutput:
+        """Run the encoder on `encoder_inputs`, or take precomputed `encoder_outputs` (a tuple is wrapped)."""
+        if encoder_outputs is None:
+            return self.encoder(**encoder_inputs)
+        if isinstance(encoder_outputs, BaseModelOutput):
+            return encoder_outputs
+        return BaseModelOutput(
+            last_hidden_state=encoder_outputs[0],
+            hidden_states=encoder_outputs[1] if len(encoder_outputs) > 1 else None,
+            attentions=encoder_outputs[2] if len(encoder_outputs) > 2 else None,
+        )
+
+    def shifted_input_ids(self, input_ids: torch.LongTensor | None) -> torch.LongTensor:
+        """Decoder inputs when none are given: `input_ids` shifted right (BART's denoising default)."""
+        if input_ids is None:
+            raise ValueError("Pass decoder_input_ids or decoder_inputs_embeds (or input_ids to shift).")
+        return shift_tokens_right(input_ids, self.config.pad_token_id, self.config.decoder_start_token_id)
+
     @can_return_tuple
     @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
@@ -1030,33 +1050,23 @@ class SoraModel(SoraPreTrainedModel):
         decoder_input_ids (`torch.LongTensor` of shape `(batch_size, target_sequence_length)`, *optional*):
             Decoder input ids; when absent (and there is a decoder), built by shifting `input_ids` right.
         """
-        if encoder_outputs is None:
-            encoder_outputs = self.encoder(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                token_type_ids=token_type_ids,
-                position_ids=position_ids,
-                inputs_embeds=inputs_embeds,
-                pixel_values=pixel_values,
-                input_features=input_features,
-                feature_attention_mask=feature_attention_mask,
-                **kwargs,
-            )
-        elif not isinstance(encoder_outputs, BaseModelOutput):
-            encoder_outputs = BaseModelOutput(
-                last_hidden_state=encoder_outputs[0],
-                hidden_states=encoder_outputs[1] if len(encoder_outputs) > 1 else None,
-                attentions=encoder_outputs[2] if len(encoder_outputs) > 2 else None,
-            )
+        encoder_outputs = self.encode(
+            encoder_outputs,
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            pixel_values=pixel_values,
+            input_features=input_features,
+            feature_attention_mask=feature_attention_mask,
+            **kwargs,
+        )
         if self.decoder is None:
             return encoder_outputs
 
         if decoder_input_ids is None and decoder_inputs_embeds is None:
-            if input_ids is None:
-                raise ValueError("Pass decoder_input_ids or decoder_inputs_embeds (or input_ids to shift).")
-            decoder_input_ids = shift_tokens_right(
-                input_ids, self.config.pad_token_id, self.config.decoder_start_token_id
-            )
+            decoder_input_ids = self.shifted_input_ids(input_ids)
         decoder_outputs = self.decoder(
             input_ids=decoder_input_ids,
             attention_mask=decoder_attention_mask,
@@ -1812,28 +1822,18 @@ class SoraForConditionalGeneration(SoraPreTrainedModel, GenerationMixin):
             decoder_input_ids = shift_tokens_right(
                 labels, self.config.pad_token_id, self.config.decoder_start_token_id
             )
-        if encoder_outputs is None:
-            encoder_outputs = self.model.encoder(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                inputs_embeds=inputs_embeds,
-                pixel_values=pixel_values,
-                input_features=input_features,
-                feature_attention_mask=feature_attention_mask,
-                **kwargs,
-            )
-        elif not isinstance(encoder_outputs, BaseModelOutput):
-            encoder_outputs = BaseModelOutput(
-                last_hidden_state=encoder_outputs[0],
-                hidden_states=encoder_outputs[1] if len(encoder_outputs) > 1 else None,
-                attentions=encoder_outputs[2] if len(encoder_outputs) > 2 else None,
-            )
+        encoder_outputs = self.model.encode(
+            encoder_outputs,
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            pixel_values=pixel_values,
+            input_features=input_features,
+            feature_attention_mask=feature_attention_mask,
+            **kwargs,
+        )
         if decoder_input_ids is None and decoder_inputs_embeds is None:
-            if input_ids is None:
-                raise ValueError("Pass decoder_input_ids or decoder_inputs_embeds (or input_ids to shift).")
-            decoder_input_ids = shift_tokens_right(
-                input_ids, self.config.pad_token_id, self.config.decoder_start_token_id
-            )
+            decoder_input_ids = self.model.shifted_input_ids(input_ids)
         return self.decode(
             encoder_outputs,
             attention_mask,
