@@ -55,6 +55,8 @@ SIZE = dict(
 )
 SETTINGS = [(1, "unsorted"), (32, "unsorted"), (32, "sorted"), (128, "unsorted"), (128, "sorted")]
 FAST_PATH_SETTINGS = [(1, "unsorted"), (32, "unsorted")]  # int8, ORT, compile and bf16 run these only
+PATHS = ("fp32", "packed", "int8", "onnxruntime", "compile", "bf16")
+PAIRS = ("size", "packaged")
 EVERY_SETTING_PATHS = ("fp32", "packed")
 PACKAGED_PATHS = ("fp32", "packed", "int8", "onnxruntime")  # the MiniLM pair skips compile and bf16 (time)
 MAX_LENGTH = 128
@@ -373,8 +375,8 @@ def main() -> None:
     parser.add_argument("--batch1-tweets", type=int, default=256)
     parser.add_argument("--packaged-tweets", type=int, default=512, help="tweets for the Sora vs MiniLM pair")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--paths", default="fp32,packed,int8,onnxruntime,compile,bf16")
-    parser.add_argument("--pairs", default="size,packaged")
+    parser.add_argument("--paths", default=",".join(PATHS))
+    parser.add_argument("--pairs", default=",".join(PAIRS))
     parser.add_argument("--sora-classifier", default="runs/r20-sentiment")
     parser.add_argument(
         "--teacher", default=None, help="all-MiniLM-L6-v2 fine-tuned on sentiment (default: new head)"
@@ -392,6 +394,9 @@ def main() -> None:
     capability = cpu_capability()
     print(describe(capability))
     paths = [p for p in args.paths.split(",") if p]
+    unknown = [p for p in paths if p not in PATHS] + [p for p in args.pairs.split(",") if p not in PAIRS]
+    if unknown:
+        parser.error(f"unknown --paths/--pairs value(s) {unknown}: paths are {PATHS}, pairs are {PAIRS}")
     if args.device != "cpu":
         cpu_only = [p for p in paths if p in ("int8", "onnxruntime")]
         if cpu_only:

@@ -1720,14 +1720,10 @@ class SoraForConditionalGeneration(SoraPreTrainedModel, GenerationMixin):
     def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
         self.lm_head = new_embeddings
 
-    def compute_logits(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        """The LM head (oneDNN-packed for the duration of `generate` on CPU: see `generate`)."""
-        return self.lm_head(hidden_states)
-
     def generate(self, *args: Any, **kwargs: Any) -> Any:
         """`GenerationMixin.generate`, with the LM head (the largest matmul of a decoding step) packed for oneDNN's
         matmul for the duration of the call when it runs on CPU in fp32: for the few rows of a step MKL's product
-        behind `nn.Linear` is 2-5x slower on some CPUs. The weights cannot change during the call, so the packed
+        behind `nn.Linear` is 3-8x slower on some CPUs (AMD EPYC here). The weights cannot change during the call, so the packed
         copy cannot go stale; outputs match `nn.Linear` within float rounding."""
         lm_head = self.lm_head
         if type(lm_head) is not nn.Linear or not can_pack(lm_head):
@@ -1737,49 +1733,6 @@ class SoraForConditionalGeneration(SoraPreTrainedModel, GenerationMixin):
             return super().generate(*args, **kwargs)
         finally:
             self.lm_head = lm_head
-
-    def decode(
-        self,
-        encoder_outputs: BaseModelOutput,
-        attention_mask: torch.Tensor | None,
-        decoder_input_ids: torch.LongTensor | None,
-        decoder_attention_mask: torch.LongTensor | None,
-        cache: EncoderDecoderCache | None,
-        decoder_inputs_embeds: torch.Tensor | None,
-        labels: torch.LongTensor | None,
-        use_cache: bool | None,
-        num_items_in_batch: torch.Tensor | None = None,
-        **kwargs: Unpack[TransformersKwargs],
-    ) -> Seq2SeqLMOutput:
-        """`forward` once the encoder has run (every step of `generate`): the decoder and the LM head, without the
-        intermediate `SoraModel` call and output (per-token overhead)."""
-        # With images or audio the decoder attends to the fused sequence, under the fused mask.
-        fused_mask = getattr(encoder_outputs, "attention_mask", None)
-        decoder_outputs = self.model.decoder(
-            input_ids=decoder_input_ids,
-            attention_mask=decoder_attention_mask,
-            encoder_hidden_states=encoder_outputs.last_hidden_state,
-            encoder_attention_mask=fused_mask if fused_mask is not None else attention_mask,
-            cache=cache,
-            inputs_embeds=decoder_inputs_embeds,
-            use_cache=use_cache,
-            **kwargs,
-        )
-        logits = self.compute_logits(decoder_outputs.last_hidden_state)
-        loss = None
-        if labels is not None:
-            loss = token_cross_entropy(logits, labels, num_items_in_batch)
-        return Seq2SeqLMOutput(
-            loss=loss,
-            logits=logits,
-            cache=decoder_outputs.cache,
-            decoder_hidden_states=decoder_outputs.hidden_states,
-            decoder_attentions=decoder_outputs.attentions,
-            cross_attentions=decoder_outputs.cross_attentions,
-            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
-            encoder_hidden_states=encoder_outputs.hidden_states,
-            encoder_attentions=encoder_outputs.attentions,
-        )
 
     def _reorder_cache(self, cache: EncoderDecoderCache, beam_idx: torch.LongTensor) -> EncoderDecoderCache:
         """Beam search: reorder the self-attention cache only. Beams never leave their example, and an example's beams
@@ -1834,17 +1787,33 @@ class SoraForConditionalGeneration(SoraPreTrainedModel, GenerationMixin):
         )
         if decoder_input_ids is None and decoder_inputs_embeds is None:
             decoder_input_ids = self.model.shifted_input_ids(input_ids)
-        return self.decode(
-            encoder_outputs,
-            attention_mask,
-            decoder_input_ids,
-            decoder_attention_mask,
-            cache,
-            decoder_inputs_embeds,
-            labels,
-            use_cache,
-            num_items_in_batch,
+        # The decoder directly, not through `SoraModel`: every `generate` step would pay that call and its output.
+        # With images or audio the decoder attends to the fused sequence, under the fused mask.
+        fused_mask = getattr(encoder_outputs, "attention_mask", None)
+        decoder_outputs = self.model.decoder(
+            input_ids=decoder_input_ids,
+            attention_mask=decoder_attention_mask,
+            encoder_hidden_states=encoder_outputs.last_hidden_state,
+            encoder_attention_mask=fused_mask if fused_mask is not None else attention_mask,
+            cache=cache,
+            inputs_embeds=decoder_inputs_embeds,
+            use_cache=use_cache,
             **kwargs,
+        )
+        logits = self.lm_head(decoder_outputs.last_hidden_state)
+        loss = None
+        if labels is not None:
+            loss = token_cross_entropy(logits, labels, num_items_in_batch)
+        return Seq2SeqLMOutput(
+            loss=loss,
+            logits=logits,
+            cache=decoder_outputs.cache,
+            decoder_hidden_states=decoder_outputs.hidden_states,
+            decoder_attentions=decoder_outputs.attentions,
+            cross_attentions=decoder_outputs.cross_attentions,
+            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+            encoder_hidden_states=encoder_outputs.hidden_states,
+            encoder_attentions=encoder_outputs.attentions,
         )
 
 

@@ -1,5 +1,5 @@
 """CPU serving: Linear layers whose weights are packed once for oneDNN's matmul (the kernel inductor's freezing
-uses). For the few rows of serving traffic (one text, a decoding step) MKL's product behind `nn.Linear` is 1.2-5x
+uses). For the few rows of serving traffic (one text, a decoding step) MKL's product behind `nn.Linear` is 1.2-8x
 slower on some CPUs (AMD EPYC here). Packing freezes the weights, like `torch.compile` freezing or quantization:
 pack a model you serve, not one you still train or edit."""
 
