@@ -38,7 +38,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from common import cpu_capability  # noqa: E402
+from common import cpu_capability, describe  # noqa: E402
 
 WORDNET = Path("/usr/share/wordnet")
 POS_FILES = {"n": "data.noun", "v": "data.verb", "a": "data.adj", "s": "data.adj", "r": "data.adv"}
@@ -328,11 +328,7 @@ def main(argv: list[str] | None = None) -> dict:
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "embeddings.json").write_text(json.dumps(results, indent=2) + "\n")
     plot(results, output_dir / "embeddings.png")
-    cpu = results["cpu"]
-    print(
-        f"CPU: {cpu['cpu']} | avx512_bf16: {cpu['avx512_bf16']} | amx_bf16: {cpu['amx_bf16']} | "
-        f"torch threads: {cpu['torch_threads']} | torch {cpu['torch']}"
-    )
+    print(describe(results["cpu"]))
     print(
         f"WordNet sample (seed {SEED}): {args.queries} queries, corpora {results['sample']['corpus_sizes']}, "
         f"{len(pairs)} noun pairs; {results['wall_seconds']:.0f} s in all\n"

@@ -18,6 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
+from common import cpu_capability, describe  # noqa: E402
 from transformers import BertConfig, BertForPreTraining  # noqa: E402
 
 from sora_hf import SoraConfig, SoraForPreTraining  # noqa: E402
@@ -92,6 +93,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--output-dir", default="bench/results")
     args = parser.parse_args()
+    capability = cpu_capability()
+    print(describe(capability))
+    print(
+        "Both models run in fp32 here (no bf16 rows: bench_pretraining.py measures bf16 where it is native)."
+    )
 
     models, batch = make_models(), make_batch()
     optimizers = {name: torch.optim.AdamW(model.parameters(), lr=1e-4) for name, model in models.items()}
@@ -108,6 +114,7 @@ def main() -> None:
     results = {
         "setup": {
             **SIZE,
+            **capability,
             "batch": BATCH,
             "sequence": SEQ,
             "threads": torch.get_num_threads(),

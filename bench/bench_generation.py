@@ -15,7 +15,7 @@ cache, fp32, SDPA) for greedy and beam 4 at batch 1 and 8, through three paths o
 Repeats are interleaved (every model and path once per round) and the median is kept; the first call of a
 compiled path (compilation) is reported apart. Ratios: Sora's best path over BART's default, and same path
 over same path. Part 2 (`--translation-samples 0` skips it) generates the first test verses of the fine-tuned
-translation model with every path (plus bf16 where the CPU has avx512_bf16) and scores chrF: the faster paths
+translation model with every path (plus bf16 where `sora_hf.precision` finds native bf16) and scores chrF: the faster paths
 must give the default's outputs. Prints markdown tables and writes `generation.json` and `generation.png`.
 Only ratios measured in one run mean anything on a shared machine.
 """
@@ -32,7 +32,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
-from common import cpu_capability  # noqa: E402
+from common import cpu_capability, describe, skip_emulated_bf16  # noqa: E402
 from transformers import (  # noqa: E402
     AutoTokenizer,
     BartConfig,
@@ -206,7 +206,7 @@ def bench_translation(args: argparse.Namespace, cpu: dict) -> dict:
         args.translation_model, attn_implementation="sdpa"
     ).eval()
     variants = [("fp32", "default", fp32), ("fp32", "static", fp32), ("fp32", "compiled", fp32)]
-    if cpu["avx512_bf16"] or cpu["amx_bf16"]:
+    if not skip_emulated_bf16(cpu, "the bf16 translation rows"):
         bf16 = SoraForConditionalGeneration.from_pretrained(
             args.translation_model, attn_implementation="sdpa", dtype=torch.bfloat16
         ).eval()
@@ -286,10 +286,7 @@ def bench_translation(args: argparse.Namespace, cpu: dict) -> dict:
 
 def print_tables(results: dict) -> None:
     setup = results["setup"]
-    print(
-        f"\nCPU: {setup['cpu']['cpu']}; avx512_bf16: {setup['cpu']['avx512_bf16']}; "
-        f"torch threads: {setup['threads']}; torch {setup['torch']}, transformers {setup['transformers']}"
-    )
+    print(f"\n{describe(setup['cpu'])}; transformers {setup['transformers']}")
     generation = results["generation"]
     print(
         f"\n### Generation: {setup['new_tokens']} new tokens, new tokens/s (median of {setup['repeats']})\n"
@@ -382,7 +379,7 @@ def main() -> None:
     args = parser.parse_args()
 
     cpu = cpu_capability()
-    print(f"CPU: {cpu['cpu']}; avx512_bf16: {cpu['avx512_bf16']}; torch threads: {torch.get_num_threads()}")
+    print(describe(cpu))
     started = time.perf_counter()
     results = {
         "setup": {

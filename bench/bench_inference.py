@@ -14,7 +14,7 @@ counts non-padding tokens only; p50/p95 are per-batch latencies. Paths: `fp32` (
 both models alike), `int8`
 (`sora_hf.quantization.quantize_int8`; BERT through `torch.ao` dynamic quantization of its Linear layers), `onnxruntime`
 (Optimum export + ORT, same thread count), `compile` (`torch.compile(dynamic=True)`; compile time reported apart) and
-`bf16` (weights and activations; only where the CPU has avx512_bf16/amx_bf16, else skipped). Also scores the
+`bf16` (weights and activations; only where `sora_hf.precision` finds native bf16, else skipped with the reason). Also scores the
 fine-tuned classifier fp32 vs int8 on the whole sentiment test split. The MiniLM pair uses `--packaged-tweets` and
 the fp32, packed, int8 and ORT paths only. Writes `inference.json`, `inference.md` and
 `inference.png` to `--output-dir` (bench/results).
@@ -34,7 +34,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
-from common import cpu_capability, describe  # noqa: E402
+from common import cpu_capability, describe, skip_emulated_bf16  # noqa: E402
 from transformers import (  # noqa: E402
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -404,11 +404,8 @@ def main() -> None:
                 f"--paths {','.join(cpu_only)} run on the CPU only; drop them with --device {args.device}"
             )
         print(f"device: {torch.cuda.get_device_name() if args.device.startswith('cuda') else args.device}")
-    elif "bf16" in paths and not (capability["avx512_bf16"] or capability["amx_bf16"]):
+    elif "bf16" in paths and skip_emulated_bf16(capability, "the bf16 path"):
         paths.remove("bf16")
-        print(
-            "bf16 skipped: this CPU emulates bf16 (no avx512_bf16/amx_bf16), where it runs ~65x slower than fp32"
-        )
     texts = load_task_dataset("sentiment")["test"]["text"][: args.tweets]
 
     rows, accuracy = [], None

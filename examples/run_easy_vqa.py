@@ -6,6 +6,9 @@
     python examples/run_easy_vqa.py --modalities text ...    # the question alone
     python examples/run_easy_vqa.py --modalities image ...   # the image alone
 
+`--bf16` pays only on CPUs with native bf16 (e.g. avx512_bf16/AMX, as `sora_hf.precision` measures); elsewhere the
+run falls back to fp32 with a warning (`SORA_FORCE_BF16=1` keeps bf16).
+
 74% of the answers are yes/no, so with plain shuffling the model settles on the question's yes/no prior and never
 learns the image; `--label_sampling_power` draws rare answers more often (1: every answer equally often; 0.673 ->
 0.784 test accuracy, fused, linear patches, first-token pooling). The convolutional patch stem learns the shapes and

@@ -7,6 +7,9 @@
         --output_dir runs/spoken5-fused --learning_rate 1e-3 --num_train_epochs 40 --per_device_train_batch_size 32 \
         --warmup_steps 0.05 --weight_decay 0.01 --bf16 --seed 42 --use_cpu    # also: text, audio
 
+`--bf16` pays only on CPUs with native bf16 (e.g. avx512_bf16/AMX, as `sora_hf.precision` measures); elsewhere the
+run falls back to fp32 with a warning (`SORA_FORCE_BF16=1` keeps bf16).
+
 Every setting trains the same model (same config, seed and hyperparameters); only the inputs differ. Writes the
 model and its SoraProcessor, `multimodal_results.json`, `confusion_matrix.png`, `loss_curve.png` and README.md.
 `--card model_cards/sora-spoken-commands.md --compare runs/a runs/b` writes a card comparing finished runs.

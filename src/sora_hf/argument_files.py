@@ -6,12 +6,22 @@ from pathlib import Path
 
 from .errors import UserInputError
 
+# Command lines (`sora-hf finetune`/`pretrain`, the examples) write TensorBoard logs unless `--report_to` says
+# otherwise; code that builds `TrainingArguments` itself keeps transformers' default (none).
+COMMAND_LINE_DEFAULTS = {"report_to": ["tensorboard"]}
+
 
 def parse_dataclasses(parser, argv: list[str]) -> tuple:
     """An HfArgumentParser's dataclasses from a command line, or from one JSON file (`sora-hf pretrain args.json`).
 
     Unknown flags or JSON keys, a missing file and invalid JSON raise `UserInputError` (one line, exit code 2).
+    `COMMAND_LINE_DEFAULTS` replace the dataclasses' defaults.
     """
+    fields = {
+        field.name for dtype in parser.dataclass_types for field in dataclasses.fields(dtype) if field.init
+    }
+    defaults = {name: value for name, value in COMMAND_LINE_DEFAULTS.items() if name in fields}
+    parser.set_defaults(**defaults)
     if len(argv) == 1 and argv[0].endswith(".json"):
         path = Path(argv[0])
         if not path.is_file():
@@ -31,7 +41,7 @@ def parse_dataclasses(parser, argv: list[str]) -> tuple:
         unknown = sorted(set(values) - known)
         if unknown:
             raise UserInputError(f"{path}: unknown arguments {', '.join(unknown)}.")
-        return parser.parse_dict(values)
+        return parser.parse_dict({**defaults, **values})
     *outputs, remaining = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
     if remaining:
         raise UserInputError(f"unrecognized arguments: {' '.join(remaining)}")

@@ -1,10 +1,17 @@
 # Copyright 2026 The sora_hf authors. Licensed under the Apache License, Version 2.0.
 """Sora model configuration."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
 from huggingface_hub.dataclasses import strict
+from huggingface_hub.errors import StrictDataclassFieldValidationError
 from transformers.activations import ACT2FN
 from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
 
+from .errors import ConfigFieldTypeError
 from .pretrained import resolve_pretrained_name
 
 SIZE_FIELDS = (
@@ -36,6 +43,91 @@ FUSION_POOLINGS = ("bilinear", "first_token")
 CLASSIFIER_POOLINGS = ("first_token", "mean")
 
 
+# True while several fields change together (`update`) or transformers reshapes a copy (`get_text_config`).
+_CHECKS_PAUSED: ContextVar[bool] = ContextVar("sora_config_checks_paused", default=False)
+
+
+@contextmanager
+def checks_paused() -> Iterator[None]:
+    """Assignments inside skip the per-field checks (the caller checks the result)."""
+    token = _CHECKS_PAUSED.set(True)
+    try:
+        yield
+    finally:
+        _CHECKS_PAUSED.reset(token)
+
+
+def checked_on_assignment(cls: type) -> type:
+    """Make a strict config class check itself again whenever a field it declares is assigned after construction.
+
+    `from_pretrained(..., field=value)` overrides and `config.field = value` set attributes one by one after
+    `__init__`, past the checks of `__post_init__`. The assignment is undone when the config would become invalid,
+    and a value of the wrong type raises `ConfigFieldTypeError` (a `ValueError`) instead of strict's own error.
+    """
+    strict_setattr = cls.__setattr__
+    # Fields the class declares, plus `id2label` (what `num_labels` sets); transformers' own attributes
+    # (`dtype`, `_attn_implementation`, `architectures`, ...) are set freely.
+    watched = set(cls.__annotations__) | {"id2label"}
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        name = cls.attribute_map.get(name, name)
+        state = self.__dict__
+        watch = name in watched and state.get("_post_init_done") and not _CHECKS_PAUSED.get()
+        missing = object()
+        before = state.get(name, missing)
+        try:
+            strict_setattr(self, name, value)
+        except StrictDataclassFieldValidationError as error:
+            raise ConfigFieldTypeError(
+                f"{cls.__name__}.{name}={value!r:.100} has the wrong type: {error.__cause__}. Pass a value of the "
+                "type the field declares."
+            ) from error
+        if not watch:
+            return
+        try:
+            self.check()
+        except ValueError as error:
+            if before is missing:
+                state.pop(name, None)
+            else:
+                state[name] = before
+            raise ValueError(
+                f"{error} (Undone: {cls.__name__}.{name} keeps {before!r:.100}. To change several fields that "
+                "depend on each other, set them together with `config.update({...})`.)"
+            ) from None
+
+    cls.__setattr__ = __setattr__
+    return cls
+
+
+class CheckedConfigMixin:
+    """`check()` and `update()` for the Sora configs; `check()` runs after `__init__` and on every assignment."""
+
+    def check(self) -> None:
+        """Raise `ValueError` naming the field when any field this config declares is invalid."""
+        self.validate_architecture()
+
+    def update(self, config_dict: dict[str, Any]) -> None:
+        """Set several fields at once, checked together: one at a time, a valid combination such as
+        `{"hidden_size": 48, "num_attention_heads": 6}` could fail half way. Nothing changes when it is invalid."""
+        before = dict(self.__dict__)
+        try:
+            with checks_paused():
+                for key, value in config_dict.items():
+                    setattr(self, key, value)
+            self.check()
+        except Exception:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    def get_text_config(self, decoder: bool | None = None, encoder: bool | None = None) -> PreTrainedConfig:
+        """`PreTrainedConfig.get_text_config`: for one side of an encoder-decoder it renames fields one by one on a
+        copy (`decoder_layers` -> `num_hidden_layers`), through states the per-field checks would refuse."""
+        with checks_paused():
+            return super().get_text_config(decoder=decoder, encoder=encoder)
+
+
 def _check_tower(config: PreTrainedConfig, fields: tuple[str, ...]) -> None:
     """Raise `ValueError` naming the field when a tower size, probability or activation is invalid."""
     name = type(config).__name__
@@ -61,12 +153,13 @@ def _check_tower(config: PreTrainedConfig, fields: tuple[str, ...]) -> None:
         raise ValueError(
             f"{name}.hidden_act={config.hidden_act!r} is unknown; allowed values: {sorted(ACT2FN)}."
         )
-    if config.layer_norm_eps <= 0:
+    if not config.layer_norm_eps > 0:
         raise ValueError(f"{name}.layer_norm_eps must be positive, got {config.layer_norm_eps!r}.")
 
 
+@checked_on_assignment
 @strict
-class SoraVisionConfig(PreTrainedConfig):
+class SoraVisionConfig(CheckedConfigMixin, PreTrainedConfig):
     r"""
     Configuration of Sora's vision tower: ViT-style patch embeddings, learned patch positions and
     `num_hidden_layers` pre-LayerNorm Transformer layers (0 = patch embeddings only).
@@ -94,8 +187,8 @@ class SoraVisionConfig(PreTrainedConfig):
     num_attention_heads: int = 4
     intermediate_size: int = 512
     hidden_act: str = "gelu"
-    hidden_dropout_prob: float = 0.1
-    attention_probs_dropout_prob: float = 0.1
+    hidden_dropout_prob: float | int = 0.1
+    attention_probs_dropout_prob: float | int = 0.1
     initializer_range: float = 0.02
     layer_norm_eps: float = 1e-12
     image_size: int = 64
@@ -104,6 +197,11 @@ class SoraVisionConfig(PreTrainedConfig):
     patch_embedding_type: str = "linear"
 
     def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        self.check()
+
+    def validate_architecture(self):
+        """Raise `ValueError` naming the field when a size, probability, activation or patch setting is invalid."""
         _check_tower(
             self,
             (
@@ -133,7 +231,6 @@ class SoraVisionConfig(PreTrainedConfig):
                 "convolutional patch stem (one stride-2 convolution per halving), or use patch_embedding_type="
                 "'linear'."
             )
-        super().__post_init__(**kwargs)
 
     @property
     def num_patches(self) -> int:
@@ -141,8 +238,9 @@ class SoraVisionConfig(PreTrainedConfig):
         return (self.image_size // self.patch_size) ** 2
 
 
+@checked_on_assignment
 @strict
-class SoraAudioConfig(PreTrainedConfig):
+class SoraAudioConfig(CheckedConfigMixin, PreTrainedConfig):
     r"""
     Configuration of Sora's audio tower: log-mel frames (`num_mel_bins` x frames, from `SoraFeatureExtractor`),
     two stride-2 1-D convolutions (4x fewer frames), learned positions and `num_hidden_layers` pre-LayerNorm
@@ -164,14 +262,19 @@ class SoraAudioConfig(PreTrainedConfig):
     num_attention_heads: int = 4
     intermediate_size: int = 512
     hidden_act: str = "gelu"
-    hidden_dropout_prob: float = 0.1
-    attention_probs_dropout_prob: float = 0.1
+    hidden_dropout_prob: float | int = 0.1
+    attention_probs_dropout_prob: float | int = 0.1
     initializer_range: float = 0.02
     layer_norm_eps: float = 1e-12
     num_mel_bins: int = 64
     max_source_positions: int = 512
 
     def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        self.check()
+
+    def validate_architecture(self):
+        """Raise `ValueError` naming the field when a size, probability or activation is invalid."""
         _check_tower(
             self,
             (
@@ -182,11 +285,11 @@ class SoraAudioConfig(PreTrainedConfig):
                 "max_source_positions",
             ),
         )
-        super().__post_init__(**kwargs)
 
 
+@checked_on_assignment
 @strict
-class SoraConfig(PreTrainedConfig):
+class SoraConfig(CheckedConfigMixin, PreTrainedConfig):
     r"""
     Configuration of a Sora model: a pre-LayerNorm Transformer encoder with an optional causal decoder.
 
@@ -226,13 +329,13 @@ class SoraConfig(PreTrainedConfig):
     num_attention_heads: int = 4
     intermediate_size: int = 1024
     hidden_act: str = "gelu"
-    hidden_dropout_prob: float = 0.1
-    attention_probs_dropout_prob: float = 0.1
+    hidden_dropout_prob: float | int = 0.1
+    attention_probs_dropout_prob: float | int = 0.1
     max_position_embeddings: int = 512
     type_vocab_size: int = 2
     initializer_range: float = 0.02
     layer_norm_eps: float = 1e-12
-    classifier_dropout: float | None = None
+    classifier_dropout: float | int | None = None
     is_encoder_decoder: bool = False
     decoder_layers: int | None = None
     decoder_attention_heads: int | None = None
@@ -263,12 +366,18 @@ class SoraConfig(PreTrainedConfig):
             self.decoder_attention_heads = self.num_attention_heads
         if self.decoder_intermediate_size is None:
             self.decoder_intermediate_size = self.intermediate_size
-        # Checked here too, so a bad value raises a plain ValueError at construction (strict validation wraps it).
-        self.validate_architecture()
-        self.validate_token_ids()
         super().__post_init__(**kwargs)
+        # Checked here too, so a bad value raises a plain ValueError at construction (strict validation wraps it);
+        # after the parent's `__post_init__`, which sets `num_labels` and the keyword-only extras.
+        self.check()
 
     def __setattr__(self, name, value):
+        # `num_labels` only sets `id2label`: checked here, where the value given is still known.
+        if name == "num_labels" and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ValueError(
+                f"SoraConfig.num_labels must be a positive integer (the number of classes; 1 for regression), got "
+                f"{value!r}."
+            )
         # `from_pretrained(..., vision_config={...})` sets sub-configs after construction: build them here too.
         if name in type(self).sub_configs_defaults and isinstance(value, dict):
             value = type(self).sub_configs_defaults[name].config_class(**value)
@@ -280,6 +389,33 @@ class SoraConfig(PreTrainedConfig):
         return super().from_pretrained(
             resolve_pretrained_name(pretrained_model_name_or_path), *args, **kwargs
         )
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs) -> "SoraConfig":
+        """`PreTrainedConfig.from_dict`, with keyword overrides of SoraConfig's own fields (`from_pretrained(path,
+        num_attention_heads=8)`) built into the config at once, so they are checked together with the rest."""
+        fields = set(cls.__annotations__) - set(cls.sub_configs_defaults)
+        overrides = {
+            cls.attribute_map.get(key, key): kwargs.pop(key)
+            for key in list(kwargs)
+            if cls.attribute_map.get(key, key) in fields
+        }
+        return super().from_dict({**config_dict, **overrides}, **kwargs)
+
+    def check(self) -> None:
+        """Raise `ValueError` naming the field when a size, probability, special-token id or `num_labels` is invalid."""
+        self.validate_architecture()
+        self.validate_token_ids()
+        self.validate_num_labels()
+
+    def validate_num_labels(self):
+        """Raise `ValueError` when the classification heads would get no output (`num_labels` < 1)."""
+        if self.id2label is not None and len(self.id2label) < 1:
+            raise ValueError(
+                f"SoraConfig.num_labels must be a positive integer (the number of classes; 1 for regression), got "
+                f"{len(self.id2label)} (id2label={self.id2label!r}). Pass num_labels=<number of classes> or a "
+                "non-empty id2label."
+            )
 
     def validate_architecture(self):
         """Raise `ValueError` naming the field when a size, probability or activation is invalid."""
@@ -296,15 +432,20 @@ class SoraConfig(PreTrainedConfig):
             ("hidden_size", "decoder_attention_heads"),
         ):
             if self.hidden_size % getattr(self, heads_field) != 0:
+                hint = (
+                    " (unless given, it takes num_attention_heads' value when the config is made, not later)"
+                    if heads_field == "decoder_attention_heads"
+                    else ""
+                )
                 raise ValueError(
                     f"SoraConfig.{hidden_field} ({self.hidden_size}) must be divisible by {heads_field} "
-                    f"({getattr(self, heads_field)}); choose heads among the divisors of {self.hidden_size}."
+                    f"({getattr(self, heads_field)}){hint}; choose heads among the divisors of {self.hidden_size}."
                 )
         if self.hidden_act not in ACT2FN:
             raise ValueError(
                 f"SoraConfig.hidden_act={self.hidden_act!r} is unknown; allowed values: {sorted(ACT2FN)}."
             )
-        if self.layer_norm_eps <= 0:
+        if not self.layer_norm_eps > 0:
             raise ValueError(f"SoraConfig.layer_norm_eps must be positive, got {self.layer_norm_eps!r}.")
         if not isinstance(self.fusion_layer, int) or not 0 <= self.fusion_layer < self.num_hidden_layers:
             raise ValueError(

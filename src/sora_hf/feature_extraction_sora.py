@@ -2,15 +2,20 @@
 """Feature extractor for Sora's audio tower: 16 kHz mono audio -> normalized log-mel frames, padded, with a mask."""
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
 from transformers.audio_utils import mel_filter_bank
 from transformers.feature_extraction_sequence_utils import SequenceFeatureExtractor
 from transformers.feature_extraction_utils import BatchFeature
-from transformers.utils import PaddingStrategy, TensorType, logging
+from transformers.utils import PaddingStrategy, TensorType, is_torch_tensor, logging
 
 logger = logging.get_logger(__name__)
+
+# A 2-D array with at most this many columns (and more rows) is one clip with its channels last (7.1 surround: 8).
+MAX_CHANNELS = 8
+MONO_FIX = "SoraFeatureExtractor takes mono audio: average the channels first"
 
 
 def resample_audio(waveform: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
@@ -37,8 +42,17 @@ class SoraFeatureExtractor(SequenceFeatureExtractor):
 
     Sampling rate: audio at another rate is resampled to `sampling_rate` with scipy's polyphase filter when
     `do_resample=True` (the default), and refused with a `ValueError` when `do_resample=False`. Without a
-    `sampling_rate` argument the audio is assumed to be at `sampling_rate` already (a warning says so). Empty
-    audio raises `ValueError`.
+    `sampling_rate` argument the audio is assumed to be at `sampling_rate` already (a warning says so).
+
+    Input rules:
+    - one clip is a 1-D waveform; a batch is a list of them, or a 2-D array with one clip per row (as in
+      `WhisperFeatureExtractor`). A `(1, n)` or `(n, 1)` array is one mono clip.
+    - multichannel audio raises `ValueError` asking for mono (average the channels): a clip of 2-D shape in a list,
+      a `(n, c)` array with `c <= 8` channels last (as soundfile reads), and a `(2, n)` array, which could be
+      stereo channels first (as torchaudio loads) or two clips (pass `list(array)` for those).
+    - NumPy/torch integer arrays are PCM and are scaled to [-1, 1]: signed by `2**(bits - 1)` (int16 / 32768),
+      unsigned (8-bit WAV) centred on `2**(bits - 1)` first. Python lists and float arrays are used as they are.
+    - empty clips, NaN or infinite samples, and bool or complex arrays raise `ValueError` naming the clip.
 
     The mask is named `feature_attention_mask` (not `attention_mask`), so it does not collide with the text mask
     when `SoraProcessor` returns both.
@@ -111,15 +125,75 @@ class SoraFeatureExtractor(SequenceFeatureExtractor):
             features = (features - features.mean(0)) / (features.std(0) + 1e-5)
         return features.astype(np.float32)
 
+    def _clips(self, raw_speech: Any) -> list:
+        """The clips of `raw_speech`: one waveform, a list of them, or a 2-D array (one clip per row)."""
+        if is_torch_tensor(raw_speech):
+            raw_speech = raw_speech.detach().cpu().numpy()
+        if isinstance(raw_speech, np.ndarray) and raw_speech.ndim >= 2:
+            shape = raw_speech.shape
+            if raw_speech.ndim > 2:
+                raise ValueError(
+                    f"Audio of shape {shape} has {raw_speech.ndim} dimensions; pass one 1-D waveform, a list of them, "
+                    "or a 2-D array with one clip per row."
+                )
+            rows, columns = shape
+            if raw_speech.size == 0:
+                raise ValueError(f"Audio of shape {shape} is empty; pass at least one sample per example.")
+            if rows == 1 or columns == 1:
+                return [raw_speech.reshape(-1)]
+            if columns <= MAX_CHANNELS and rows > columns:
+                raise ValueError(
+                    f"Audio of shape {shape} looks like one clip with {columns} channels last (as soundfile reads "
+                    f"it). {MONO_FIX}: `audio.mean(axis=1)`. For a batch, pass a list of 1-D clips."
+                )
+            if rows == 2:
+                raise ValueError(
+                    f"Audio of shape {shape} is ambiguous: stereo with channels first (as torchaudio loads it) or "
+                    f"two clips. {MONO_FIX} (`audio.mean(axis=0)`), or pass two clips as a list (`list(audio)`)."
+                )
+            return list(raw_speech)
+        if isinstance(raw_speech, (list, tuple)) and len(raw_speech) > 0 and not np.isscalar(raw_speech[0]):
+            return list(raw_speech)
+        return [raw_speech]
+
     def _waveform(self, audio: Any, index: int, sampling_rate: int) -> np.ndarray:
-        waveform = np.asarray(audio, dtype=np.float32)
+        if is_torch_tensor(audio):
+            audio = audio.detach().cpu().numpy()
+        # Python lists carry no sample format: they are float samples. Arrays say theirs in their dtype.
+        waveform = (
+            np.asarray(audio, dtype=np.float32) if isinstance(audio, (list, tuple)) else np.asarray(audio)
+        )
+        if waveform.ndim == 2 and 1 in waveform.shape:
+            waveform = waveform.reshape(-1)
+        if waveform.ndim == 2:
+            raise ValueError(
+                f"Audio {index} has shape {waveform.shape}, {min(waveform.shape)} channels: {MONO_FIX}, "
+                f"e.g. `audio.mean(axis={int(np.argmin(waveform.shape))})`."
+            )
         if waveform.ndim != 1:
             raise ValueError(
-                f"Audio {index} has shape {waveform.shape}; SoraFeatureExtractor takes mono audio (one 1-D array "
-                "per example). Average the channels first, e.g. `stereo.mean(axis=0)`."
+                f"Audio {index} has shape {waveform.shape}; pass one 1-D array of samples per example."
             )
         if waveform.size == 0:
             raise ValueError(f"Audio {index} is empty (0 samples); pass at least one sample per example.")
+        if waveform.dtype.kind in "iu":
+            half_range = 2.0 ** (8 * waveform.dtype.itemsize - 1)
+            offset = half_range if waveform.dtype.kind == "u" else 0.0
+            waveform = ((waveform.astype(np.float64) - offset) / half_range).astype(np.float32)
+        elif waveform.dtype.kind == "f":
+            with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, refused below
+                waveform = waveform.astype(np.float32)
+        else:
+            raise ValueError(
+                f"Audio {index} has dtype {waveform.dtype}; pass float samples in [-1, 1] or integer PCM samples."
+            )
+        if not np.isfinite(waveform).all():
+            bad = np.flatnonzero(~np.isfinite(waveform))
+            raise ValueError(
+                f"Audio {index} has {bad.size} NaN or infinite samples (or beyond float32's 3.4e38), the first "
+                f"at sample {bad[0]}; they would make every feature NaN. Repair or drop the clip, e.g. "
+                "`np.nan_to_num(audio)`."
+            )
         if sampling_rate != self.sampling_rate:
             if not self.do_resample:
                 raise ValueError(
@@ -128,6 +202,17 @@ class SoraFeatureExtractor(SequenceFeatureExtractor):
                 )
             waveform = resample_audio(waveform, sampling_rate, self.sampling_rate)
         return waveform
+
+    def _features(self, waveform: np.ndarray, index: int) -> np.ndarray:
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below, naming the clip
+            features = self.log_mel(waveform)
+        if not np.isfinite(features).all():
+            peak = float(np.abs(waveform).max())
+            raise ValueError(
+                f"Audio {index} peaks at {peak:.3g}, too loud for float32 log-mel features; pass float samples in "
+                "[-1, 1] (divide integer-scaled floats by 32768)."
+            )
+        return features
 
     def __call__(
         self,
@@ -148,16 +233,19 @@ class SoraFeatureExtractor(SequenceFeatureExtractor):
                 "sampling_rate=... so audio at another rate is resampled instead of misread."
             )
             sampling_rate = self.sampling_rate
-        if not isinstance(sampling_rate, int) or isinstance(sampling_rate, bool) or sampling_rate <= 0:
+        if (
+            not isinstance(sampling_rate, numbers.Integral)
+            or isinstance(sampling_rate, bool)
+            or sampling_rate <= 0
+        ):
             raise ValueError(f"sampling_rate must be a positive integer (Hz), got {sampling_rate!r}.")
-        is_batched = (
-            isinstance(raw_speech, (list, tuple)) and len(raw_speech) > 0 and not np.isscalar(raw_speech[0])
-        )
-        is_batched = is_batched or (isinstance(raw_speech, np.ndarray) and raw_speech.ndim == 2)
-        batch = list(raw_speech) if is_batched else [raw_speech]
-        if not batch:
+        sampling_rate = int(sampling_rate)
+        if isinstance(raw_speech, (list, tuple)) and not raw_speech:
             raise ValueError("No audio given: pass a 1-D waveform or a list of them.")
-        features = [self.log_mel(self._waveform(audio, i, sampling_rate)) for i, audio in enumerate(batch)]
+        batch = self._clips(raw_speech)
+        features = [
+            self._features(self._waveform(audio, i, sampling_rate), i) for i, audio in enumerate(batch)
+        ]
         padded = self.pad(
             BatchFeature({"input_features": features}),
             padding=padding,

@@ -6,7 +6,6 @@ which Hub is used, so the same code talks to huggingface.co or to the local test
 
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -27,6 +26,7 @@ from huggingface_hub import (
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
 from huggingface_hub.utils import filter_repo_objects
 
+from .atomic_files import write_folder
 from .redaction import find_token
 
 try:  # the transport library of huggingface_hub 2.x (httpx before that)
@@ -620,10 +620,10 @@ def pull_repo(
         raise ValueError(
             f"--local-dir {local_dir} already exists and is not empty: pass a new or empty folder."
         )
-    local_dir.parent.mkdir(parents=True, exist_ok=True)
-    # Download next to the target and rename at the end: a failed pull leaves nothing at `local_dir`.
-    staging = Path(tempfile.mkdtemp(prefix=f".{local_dir.name}.partial-", dir=local_dir.parent))
-    try:
+
+    # Download next to the target and rename at the end: a failed pull leaves nothing at `local_dir`, and of two
+    # pulls into one folder the second is refused.
+    def download(staging: Path) -> None:
         snapshot_download(
             repo_id,
             revision=revision,
@@ -633,7 +633,9 @@ def pull_repo(
             max_workers=max_workers,
         )
         shutil.rmtree(staging / ".cache", ignore_errors=True)  # download bookkeeping, not repo content
-        os.replace(staging, local_dir)
+
+    try:
+        write_folder(local_dir, download, marker=None)
     except RepositoryNotFoundError as err:
         err.append_to_message(f"\nThe repo {repo_id!r} does not exist, or this token cannot see it.")
         raise
@@ -645,6 +647,4 @@ def pull_repo(
             err,
             f"Nothing was written to {local_dir}; run the same pull again.",
         ) from err
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return local_dir

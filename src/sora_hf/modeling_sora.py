@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 from transformers import initialization as init
 from transformers.activations import ACT2FN
@@ -33,8 +34,10 @@ from transformers.utils.deprecation import deprecate_kwarg
 from transformers.utils.generic import is_flash_attention_requested, merge_with_config_defaults
 from transformers.utils.output_capturing import OutputRecorder, _active_collector, capture_outputs
 
-from .configuration_sora import SoraAudioConfig, SoraConfig, SoraVisionConfig
-from .pretrained import resolve_pretrained_name
+from .atomic_files import StrPath, save_files_atomically
+from .configuration_sora import CheckedConfigMixin, SoraAudioConfig, SoraConfig, SoraVisionConfig
+from .errors import CorruptCheckpointError
+from .pretrained import find_corrupt_safetensors, resolve_pretrained_name
 from .serving import PackedLinear, can_pack
 
 WORD_EMBEDDINGS = "model.encoder.embeddings.word_embeddings.weight"
@@ -60,6 +63,152 @@ def check_input_ids(input_ids: torch.Tensor, vocab_size: int) -> None:
         raise ValueError(
             f"input_ids contains id {bad_id}, outside the vocabulary [0, {vocab_size}). Encode the text with "
             f"the tokenizer that matches this model, or resize the embeddings with `resize_token_embeddings`."
+        )
+
+
+def check_index_range(
+    name: str, values: torch.Tensor, limit: int, bound: str, fix: str, ignore_index: int | None = None
+) -> None:
+    """Raise `ValueError` naming `name`, its first value outside `[0, limit)` (`ignore_index` allowed) and `bound`,
+    what sets the limit (`"config.num_labels=3"`); skipped while tracing, asynchronous on accelerators."""
+    if is_tracing() or values.numel() == 0 or values.device.type == "meta" or values.is_floating_point():
+        return
+    in_range = (values >= 0) & (values < limit)
+    if ignore_index is not None:
+        in_range |= values == ignore_index
+    if values.device.type != "cpu":
+        torch._assert_async(in_range.all(), f"{name} must lie in [0, {limit})")
+        return
+    if not bool(in_range.all()):
+        bad_value = int(values[~in_range].flatten()[0])
+        ignored = f" or {ignore_index} (ignored)" if ignore_index is not None else ""
+        raise ValueError(
+            f"{name} contains {bad_value}, outside the allowed range [0, {limit}){ignored} ({bound}). {fix}"
+        )
+
+
+def check_text_inputs(
+    config: SoraConfig,
+    input_shape: tuple[int, ...],
+    attention_mask: torch.Tensor | None,
+    token_type_ids: torch.Tensor | None,
+    position_ids: torch.Tensor | None,
+    name: str = "input_ids",
+) -> None:
+    """Raise `ValueError` when a batch is empty or a mask, segment ids or positions do not match the ids (shape or
+    range); the data-dependent range checks are skipped while tracing."""
+    if is_tracing():
+        return
+    if len(input_shape) != 2:
+        raise ValueError(
+            f"{name} must have shape (batch_size, sequence_length), got {input_shape}. Batch a single text as "
+            "tokenizer(text, return_tensors='pt') does (shape (1, length))."
+        )
+    if 0 in input_shape:
+        raise ValueError(
+            f"{name} has shape {input_shape}: the model needs at least one sequence of at least one token. Skip "
+            "empty batches, and keep the tokenizer's special tokens (add_special_tokens=True) so no text is empty."
+        )
+    if (
+        attention_mask is not None
+        and attention_mask.dim() != 4
+        and tuple(attention_mask.shape) != input_shape
+    ):
+        raise ValueError(
+            f"attention_mask has shape {tuple(attention_mask.shape)} but {name} has shape {input_shape}: give one "
+            "mask row per sequence, as long as the sequence (the tokenizer returns both with padding=True)."
+        )
+    for field, values, limit, bound in (
+        ("token_type_ids", token_type_ids, config.type_vocab_size, "type_vocab_size"),
+        ("position_ids", position_ids, config.max_position_embeddings, "max_position_embeddings"),
+    ):
+        if values is None:
+            continue
+        shape = tuple(values.shape)
+        if shape != input_shape and shape != (1, input_shape[1]) and shape != (input_shape[1],):
+            raise ValueError(
+                f"{field} has shape {tuple(values.shape)} but {name} has shape {input_shape}: give one value per "
+                f"token, shape {input_shape} (or (1, {input_shape[1]}) for every sequence)."
+            )
+        check_index_range(
+            field,
+            values,
+            limit,
+            f"config.{bound}={limit}",
+            f"Give {field} in [0, {limit - 1}], or build the model with a larger config.{bound}.",
+        )
+
+
+def check_inputs_embeds(inputs_embeds: torch.Tensor, hidden_size: int, name: str = "inputs_embeds") -> None:
+    """Raise `ValueError` when embeddings are not `(batch, sequence, hidden_size)`."""
+    if not is_tracing() and (inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != hidden_size):
+        raise ValueError(
+            f"{name} must have shape (batch_size, sequence_length, hidden_size={hidden_size}), got "
+            f"{tuple(inputs_embeds.shape)}. Compute them with model.get_input_embeddings()(input_ids)."
+        )
+
+
+def check_labels(
+    name: str, labels: torch.Tensor, shape: tuple[int, ...], num_classes: int, field: str | None
+) -> None:
+    """Raise `ValueError` when class-id labels do not have `shape` or name a class outside `[0, num_classes)` (-100
+    marks ignored positions); `field` is the config field that sets `num_classes` (None: fixed by the task)."""
+    if is_tracing():
+        return
+    if tuple(labels.shape) != tuple(shape):
+        raise ValueError(
+            f"{name} has shape {tuple(labels.shape)} but the model makes predictions of shape {tuple(shape)}: give "
+            "one label per prediction (-100 where there is none)."
+        )
+    if field is None:
+        bound, fix = f"{num_classes} classes", f"Use 0..{num_classes - 1}, or -100 to ignore an example."
+    else:
+        bound = f"config.{field}={num_classes}"
+        fix = (
+            f"Use class ids 0..{num_classes - 1} (-100 marks ignored positions), or build the model with {field} "
+            f"covering every class (e.g. from_pretrained(..., {field}=<number of classes>))."
+        )
+    check_index_range(name, labels, num_classes, bound, fix, ignore_index=-100)
+
+
+def check_decoder_masks(
+    inputs_embeds: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    encoder_hidden_states: torch.Tensor | None,
+    encoder_attention_mask: torch.Tensor | None,
+) -> None:
+    """Raise `ValueError` when the decoder's inputs, its mask and the encoder's states disagree on the batch, or the
+    encoder mask on the encoder's length."""
+    if is_tracing():
+        return
+    batch_size, seq_length = inputs_embeds.shape[:2]
+    if seq_length == 0:
+        raise ValueError(
+            "The decoder inputs have no tokens (decoder_input_ids or labels of length 0): give at least one, e.g. "
+            "leave decoder_input_ids out so they start with config.decoder_start_token_id."
+        )
+    if attention_mask is not None and attention_mask.dim() == 2:
+        if attention_mask.shape[0] != batch_size or attention_mask.shape[1] < seq_length:
+            raise ValueError(
+                f"decoder_attention_mask has shape {tuple(attention_mask.shape)} but the decoder inputs have shape "
+                f"{(batch_size, seq_length)}: give one mask row per target sequence, at least as long as it."
+            )
+    if encoder_hidden_states is None:
+        return
+    if encoder_hidden_states.shape[0] != batch_size:
+        raise ValueError(
+            f"The decoder inputs (decoder_input_ids, decoder_inputs_embeds or labels) hold {batch_size} sequences but "
+            f"the encoder's input holds {encoder_hidden_states.shape[0]}: give one target per source text."
+        )
+    encoder_shape = tuple(encoder_hidden_states.shape[:2])
+    if (
+        encoder_attention_mask is not None
+        and encoder_attention_mask.dim() == 2
+        and tuple(encoder_attention_mask.shape) != encoder_shape
+    ):
+        raise ValueError(
+            f"attention_mask has shape {tuple(encoder_attention_mask.shape)} but the encoder's output covers "
+            f"{encoder_shape} positions: pass the attention_mask that goes with input_ids (or with encoder_outputs)."
         )
 
 
@@ -118,6 +267,18 @@ def shift_tokens_right(
     input_ids: torch.Tensor, pad_token_id: int, decoder_start_token_id: int
 ) -> torch.Tensor:
     """Shift ids one position to the right and start with `decoder_start_token_id` (labels -> decoder inputs)."""
+    for name, value in (("decoder_start_token_id", decoder_start_token_id), ("pad_token_id", pad_token_id)):
+        if value is None:
+            raise ValueError(
+                f"config.{name} is None, but the decoder inputs are made by shifting labels (or input_ids) right, "
+                f"which needs it: set config.{name} (Sora's tokenizer uses decoder_start_token_id=2 (</s>) and "
+                "pad_token_id=0), or pass decoder_input_ids."
+            )
+    if input_ids.dim() != 2 or 0 in input_ids.shape:
+        raise ValueError(
+            f"The decoder inputs are made by shifting labels (or input_ids) right, but those have shape "
+            f"{tuple(input_ids.shape)}: give (batch_size, length) ids with at least one sequence of one token."
+        )
     shifted = input_ids.new_zeros(input_ids.shape)
     shifted[:, 1:] = input_ids[:, :-1].clone()
     shifted[:, 0] = decoder_start_token_id
@@ -240,6 +401,8 @@ def varlen_attention_forward(
             **kwargs,
         )
         outputs.append(attn_output[0])
+    if not outputs:  # every sequence is padding only: no token queries
+        return query.new_zeros(0, query.shape[1], value.shape[-1])
     return torch.cat(outputs)
 
 
@@ -537,6 +700,12 @@ class SoraPreTrainedModel(PreTrainedModel):
     # accumulation. Token-level heads override this and take `num_items_in_batch`.
     accepts_loss_kwargs = False
 
+    def __init__(self, config: SoraConfig | SoraVisionConfig | SoraAudioConfig, *inputs, **kwargs):
+        # A config changed in place past its checks (`config.id2label.clear()`) is caught here, before any layer.
+        if isinstance(config, CheckedConfigMixin):
+            config.check()
+        super().__init__(config, *inputs, **kwargs)
+
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
@@ -545,10 +714,31 @@ class SoraPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        """Load weights; the name `sora` means the packaged checkpoint (a local folder `sora` still wins)."""
-        return super().from_pretrained(
-            resolve_pretrained_name(pretrained_model_name_or_path), *args, **kwargs
-        )
+        """Load weights; the name `sora` means the packaged checkpoint (a local folder `sora` still wins). A truncated
+        or corrupt weights file raises `CorruptCheckpointError` naming it."""
+        name_or_path = resolve_pretrained_name(pretrained_model_name_or_path)
+        try:
+            return super().from_pretrained(name_or_path, *args, **kwargs)
+        except SafetensorError as error:
+            corrupt = find_corrupt_safetensors(
+                name_or_path,
+                subfolder=kwargs.get("subfolder") or "",
+                cache_dir=kwargs.get("cache_dir"),
+                revision=kwargs.get("revision"),
+            )
+            if corrupt is None:
+                raise
+            path, problem = corrupt
+            raise CorruptCheckpointError(
+                f"{path} is truncated or corrupt ({problem}), as an interrupted save or download leaves it. Save the "
+                "model again with save_pretrained, or download it again with from_pretrained(..., "
+                "force_download=True)."
+            ) from error
+
+    def save_pretrained(self, save_directory: StrPath, *args, **kwargs) -> None:
+        """`PreTrainedModel.save_pretrained`, each file renamed into place whole: a process loading the folder
+        meanwhile reads the old or the new file, never half of one (see `atomic_files.save_files_atomically`)."""
+        save_files_atomically(super().save_pretrained, save_directory, *args, **kwargs)
 
 
 @dataclass
@@ -673,6 +863,12 @@ class SoraAudioModel(SoraPreTrainedModel):
         if feature_attention_mask is None:
             feature_attention_mask = torch.ones(
                 batch_size, frames, dtype=torch.long, device=input_features.device
+            )
+        elif tuple(feature_attention_mask.shape) != (batch_size, frames):
+            raise ValueError(
+                f"feature_attention_mask has shape {tuple(feature_attention_mask.shape)} but input_features hold "
+                f"{batch_size} clip(s) of {frames} frames: pass the mask SoraFeatureExtractor returns with them "
+                "(shape (batch_size, frames))."
             )
         lengths = feature_attention_mask.sum(-1)
         if not is_torchdynamo_compiling() and bool((lengths == 0).any()):
@@ -799,6 +995,20 @@ class SoraEncoder(SoraPreTrainedModel):
             attention_mask = token_type_ids = position_ids = None
         if (input_ids is None) ^ (inputs_embeds is not None):
             raise ValueError("You must specify exactly one of input_ids or inputs_embeds.")
+        if input_ids is not None:
+            check_text_inputs(
+                self.config, tuple(input_ids.shape), attention_mask, token_type_ids, position_ids
+            )
+        else:
+            check_inputs_embeds(inputs_embeds, self.config.hidden_size)
+            check_text_inputs(
+                self.config,
+                tuple(inputs_embeds.shape[:-1]),
+                attention_mask,
+                token_type_ids,
+                position_ids,
+                name="inputs_embeds (without the hidden dimension)",
+            )
         hidden_states = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
         # Media tokens join before layer `fusion_layer`; the layers below it read the text alone.
         fusion_layer = self.config.fusion_layer if has_media else len(self.layers)
@@ -927,10 +1137,16 @@ class SoraDecoder(SoraPreTrainedModel):
         if (input_ids is None) ^ (inputs_embeds is not None):
             raise ValueError("You must specify exactly one of decoder_input_ids or decoder_inputs_embeds.")
         if inputs_embeds is None:
+            check_text_inputs(self.config, tuple(input_ids.shape), None, None, None, name="decoder_input_ids")
             check_input_ids(input_ids, self.config.vocab_size)
             inputs_embeds = self.embed_tokens(input_ids)
+        else:
+            check_inputs_embeds(inputs_embeds, self.config.hidden_size, name="decoder_inputs_embeds")
+        check_decoder_masks(inputs_embeds, attention_mask, encoder_hidden_states, encoder_attention_mask)
         if use_cache and cache is None:
-            cache = EncoderDecoderCache(DynamicCache(config=self.config), DynamicCache(config=self.config))
+            # Grown layer by layer: a config-sized cache counts the encoder's layers when the config is not
+            # encoder-decoder, and building one reshapes a copy of the config on every call.
+            cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
 
         seq_length = inputs_embeds.shape[1]
         # A static cache counts its length in a tensor: positions stay on the device, and the check reads it
@@ -1165,12 +1381,13 @@ class SoraFusionPooler(SoraPooler):
 def token_cross_entropy(
     logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch: torch.Tensor | int | None = None
 ) -> torch.Tensor:
-    """Cross-entropy over labelled tokens (-100 ignored): a mean, or a sum over `num_items_in_batch`."""
+    """Cross-entropy over labelled tokens (-100 ignored): a mean, or a sum over `num_items_in_batch`. A batch without
+    a labelled token gives 0, not the NaN of an empty mean (which would also poison the other pretraining losses)."""
     logits = logits.reshape(-1, logits.shape[-1]).float()
     labels = labels.reshape(-1).to(logits.device)
-    if num_items_in_batch is None:
-        return nn.functional.cross_entropy(logits, labels)
     loss = nn.functional.cross_entropy(logits, labels, reduction="sum")
+    if num_items_in_batch is None:
+        return loss / (labels != -100).sum().clamp(min=1)
     return loss / torch.as_tensor(num_items_in_batch, device=loss.device)
 
 
@@ -1184,6 +1401,7 @@ def masked_lm_logits_and_loss(
     """Vocabulary logits (only at labelled positions when `sparse`) and the token cross-entropy."""
     if labels is None:
         return lm_head(hidden_states), None
+    check_labels("labels", labels, hidden_states.shape[:2], lm_head.decoder.out_features, "vocab_size")
     if sparse:
         labelled = labels != -100
         hidden_states, labels = hidden_states[labelled], labels[labelled]
@@ -1380,6 +1598,13 @@ class SoraForPreTraining(SoraPreTrainedModel):
             )
         nsp_loss = None
         if next_sentence_label is not None:
+            check_labels(
+                "next_sentence_label",
+                next_sentence_label.reshape(-1),
+                seq_relationship_logits.shape[:1],
+                2,
+                None,
+            )
             nsp_loss = nn.functional.cross_entropy(
                 seq_relationship_logits.float(), next_sentence_label.view(-1)
             )
@@ -1391,6 +1616,13 @@ class SoraForPreTraining(SoraPreTrainedModel):
                     "decoder_labels were given but this model has no decoder: build it from a config with "
                     "is_encoder_decoder=True to train the denoising objective."
                 )
+            check_labels(
+                "decoder_labels",
+                decoder_labels,
+                tuple(decoder_labels.shape),
+                self.config.vocab_size,
+                "vocab_size",
+            )
             seq2seq = self.model(
                 input_ids=denoising_input_ids,
                 attention_mask=denoising_attention_mask,
@@ -1559,6 +1791,14 @@ class SoraForSequenceClassification(SoraPreTrainedModel):
         logits = self.classifier(self.dropout(pooled))
         loss = None
         if labels is not None:
+            problem_type = self.config.problem_type
+            if problem_type == "single_label_classification" or (
+                problem_type is None
+                and self.num_labels > 1
+                and labels.dtype in (torch.long, torch.int)
+                and labels.numel() == logits.shape[0]
+            ):
+                check_labels("labels", labels.reshape(-1), logits.shape[:1], self.num_labels, "num_labels")
             loss = self.loss_function(labels=labels, pooled_logits=logits, config=self.config)
         return SequenceClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
@@ -1628,6 +1868,7 @@ class SoraForTokenClassification(SoraPreTrainedModel):
         )
         loss = None
         if labels is not None:
+            check_labels("labels", labels, logits.shape[:2], self.num_labels, "num_labels")
             loss = token_cross_entropy(logits, labels, num_items_in_batch)
         return TokenClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
@@ -1709,6 +1950,13 @@ class SoraForConditionalGeneration(SoraPreTrainedModel, GenerationMixin):
     ]
 
     def __init__(self, config: SoraConfig):
+        if not config.is_encoder_decoder:
+            raise ValueError(
+                "SoraForConditionalGeneration needs an encoder-decoder config, but config.is_encoder_decoder is False "
+                "(generate() and its cache depend on it). Build it with SoraConfig(..., is_encoder_decoder=True); to "
+                "add a new decoder to an encoder-only checkpoint, load it with from_pretrained(path, "
+                "is_encoder_decoder=True)."
+            )
         super().__init__(config)
         self.model = SoraModel(config, with_decoder=True)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
@@ -1739,6 +1987,29 @@ class SoraForConditionalGeneration(SoraPreTrainedModel, GenerationMixin):
         share its encoder keys and values, so the cross-attention cache needs no copy."""
         cache.self_attention_cache.reorder_cache(beam_idx)
         return cache
+
+    def _validate_generated_length(
+        self, generation_config: GenerationConfig, input_ids_length: int, has_default_max_length: bool
+    ) -> None:
+        """transformers' checks, plus the decoder's learned positions: a request for more tokens than they cover
+        fails here, naming it, instead of at the step that runs out of positions."""
+        super()._validate_generated_length(generation_config, input_ids_length, has_default_max_length)
+        limit = self.config.max_position_embeddings
+        # The last generated token is never fed back: `max_length` tokens take `max_length - 1` positions.
+        if generation_config.max_length - 1 <= limit:
+            return
+        if generation_config.max_new_tokens is not None:
+            asked = f"max_new_tokens={generation_config.max_new_tokens}"
+            fix = f"Lower max_new_tokens to at most {limit + 1 - input_ids_length}"
+        else:
+            asked = f"max_length={generation_config.max_length}"
+            fix = f"Lower max_length to at most {limit + 1}, or set max_new_tokens"
+        raise ValueError(
+            f"Generating {asked} after a decoder prompt of {input_ids_length} token(s) needs "
+            f"{generation_config.max_length - 1} decoder positions, which exceeds the model's position limit "
+            f"max_position_embeddings={limit}. {fix} (the encoder input does not count: it has its own "
+            f"{limit} positions)."
+        )
 
     def _valid_auto_compile_criteria(self, model_kwargs: dict, generation_config: GenerationConfig) -> bool:
         """transformers' rule (a static cache), except that an explicit `compile_config` also compiles on CPU."""
@@ -1772,6 +2043,8 @@ class SoraForConditionalGeneration(SoraPreTrainedModel, GenerationMixin):
         """
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
         if labels is not None and decoder_input_ids is None and decoder_inputs_embeds is None:
+            # checked before the shift, so that a bad label is named as one, not as a decoder input id
+            check_labels("labels", labels, tuple(labels.shape), self.config.vocab_size, "vocab_size")
             decoder_input_ids = shift_tokens_right(
                 labels, self.config.pad_token_id, self.config.decoder_start_token_id
             )
@@ -1803,6 +2076,7 @@ class SoraForConditionalGeneration(SoraPreTrainedModel, GenerationMixin):
         logits = self.lm_head(decoder_outputs.last_hidden_state)
         loss = None
         if labels is not None:
+            check_labels("labels", labels, logits.shape[:2], logits.shape[-1], "vocab_size")
             loss = token_cross_entropy(logits, labels, num_items_in_batch)
         return Seq2SeqLMOutput(
             loss=loss,

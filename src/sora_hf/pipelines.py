@@ -20,7 +20,12 @@ from transformers.models.auto.modeling_auto import (
     MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING,
     MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES,
 )
-from transformers.pipelines import PIPELINE_REGISTRY
+from transformers.pipelines import (
+    PIPELINE_REGISTRY,
+    FeatureExtractionPipeline,
+    FillMaskPipeline,
+    TextClassificationPipeline,
+)
 from transformers.pipelines.base import ChunkPipeline, Pipeline
 from transformers.utils import ModelOutput
 
@@ -40,6 +45,15 @@ def _supported_class_names(model, names: dict, mapping) -> list[str]:
             cls.__name__ for cls in (registered if isinstance(registered, tuple) else (registered,))
         )
     return supported
+
+
+def check_not_empty(task: str, inputs: Any) -> None:
+    """Raise `ValueError` for an empty list or tuple of inputs (transformers' pipelines fail on `inputs[0]`)."""
+    if isinstance(inputs, (list, tuple)) and len(inputs) == 0:
+        raise ValueError(
+            f"The {task} pipeline got an empty list of inputs: pass at least one, or skip the call when there is "
+            "nothing to process."
+        )
 
 
 def _check_qa_example(example: Any) -> dict[str, str]:
@@ -179,6 +193,7 @@ class QuestionAnsweringPipeline(ChunkPipeline):
         (False), `align_to_words` (True: widen answers to whole words).
         """
         examples = _normalize_qa_inputs(args, kwargs)
+        check_not_empty(self.task, examples)
         if isinstance(examples, list) and len(examples) == 1:
             return super().__call__(examples[0], **kwargs)
         return super().__call__(examples, **kwargs)
@@ -390,6 +405,7 @@ class Text2TextGenerationPipeline(Pipeline):
 
     def __call__(self, inputs: str | list[str], **kwargs):
         """Generate from one text (a list of results) or a list of texts (one entry per text)."""
+        check_not_empty(self.task, inputs)
         result = super().__call__(inputs, **kwargs)
         if isinstance(inputs, list) and all(len(records) == 1 for records in result):
             return [records[0] for records in result]
@@ -446,6 +462,54 @@ class TranslationPipeline(Text2TextGenerationPipeline):
     return_name = "translation"
 
 
+class CheckedFillMaskPipeline(FillMaskPipeline):
+    """transformers' fill-mask pipeline, with `top_k` above the vocabulary and an empty list of texts refused by
+    name (transformers fails in `topk` and on `inputs[0]`). With `targets`, `top_k` is capped at their number, as
+    in transformers."""
+
+    def _sanitize_parameters(self, top_k=None, targets=None, tokenizer_kwargs=None):
+        if top_k is not None:
+            if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+                raise ValueError(f"fill-mask: `top_k` must be an int >= 1; got {top_k!r}.")
+            # the logits' width: the output embeddings (resized ones included), else the config's vocabulary
+            vocab_size = getattr(self.model.get_output_embeddings(), "out_features", None) or getattr(
+                self.model.config.get_text_config(), "vocab_size", None
+            )
+            if targets is None and vocab_size is not None and top_k > vocab_size:
+                raise ValueError(
+                    f"fill-mask: top_k={top_k} is more than the model's vocabulary of {vocab_size} tokens: pass "
+                    f"top_k <= {vocab_size} (top_k={vocab_size} ranks every token)."
+                )
+        return super()._sanitize_parameters(top_k=top_k, targets=targets, tokenizer_kwargs=tokenizer_kwargs)
+
+    def __call__(self, inputs, **kwargs):
+        check_not_empty(self.task, inputs)
+        return super().__call__(inputs, **kwargs)
+
+
+class CheckedTextClassificationPipeline(TextClassificationPipeline):
+    """transformers' text-classification pipeline, with an empty list of texts refused by name."""
+
+    def __call__(self, inputs, **kwargs):
+        check_not_empty(self.task, inputs)
+        return super().__call__(inputs, **kwargs)
+
+
+class CheckedFeatureExtractionPipeline(FeatureExtractionPipeline):
+    """transformers' feature-extraction pipeline, with an empty list of texts refused by name."""
+
+    def __call__(self, *args, **kwargs):
+        check_not_empty(self.task, args[0] if args else kwargs.get("inputs"))
+        return super().__call__(*args, **kwargs)
+
+
+# transformers' own pipelines for the tasks Sora serves, with input checks added; valid input runs unchanged.
+CHECKED_LIBRARY_PIPELINES = {
+    "fill-mask": CheckedFillMaskPipeline,
+    "text-classification": CheckedTextClassificationPipeline,
+    "feature-extraction": CheckedFeatureExtractionPipeline,
+}
+
 SORA_PIPELINES = {
     "question-answering": (QuestionAnsweringPipeline, AutoModelForQuestionAnswering),
     "text2text-generation": (Text2TextGenerationPipeline, AutoModelForSeq2SeqLM),
@@ -455,7 +519,8 @@ SORA_PIPELINES = {
 
 
 def register_sora_pipelines() -> None:
-    """Register the four pipelines transformers 5 removed with `pipeline()`; safe to call more than once."""
+    """Register the four pipelines transformers 5 removed with `pipeline()`, and the input-checking versions of
+    fill-mask, text-classification and feature-extraction; safe to call more than once."""
     for task, (pipeline_class, auto_model) in SORA_PIPELINES.items():
         # `pipeline()` rejects names in REMOVED_TASKS (KeyError) before it reads the registry, so registering
         # alone cannot bring a removed task back: these four names must leave that table.
@@ -464,9 +529,17 @@ def register_sora_pipelines() -> None:
             PIPELINE_REGISTRY.register_pipeline(
                 task, pipeline_class=pipeline_class, pt_model=auto_model, type="text"
             )
+    # Only the class changes: the task's model classes and default checkpoint stay transformers' own.
+    for task, pipeline_class in CHECKED_LIBRARY_PIPELINES.items():
+        entry = PIPELINE_REGISTRY.supported_tasks[task]
+        if entry["impl"] is not pipeline_class:
+            PIPELINE_REGISTRY.supported_tasks[task] = {**entry, "impl": pipeline_class}
 
 
 __all__ = [
+    "CheckedFeatureExtractionPipeline",
+    "CheckedFillMaskPipeline",
+    "CheckedTextClassificationPipeline",
     "QuestionAnsweringPipeline",
     "SummarizationPipeline",
     "Text2TextGenerationPipeline",

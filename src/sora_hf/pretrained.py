@@ -1,7 +1,11 @@
 """Checkpoints that ship inside the package, and how the name `sora` resolves to them."""
 
+import json
 import os
 from pathlib import Path
+
+from huggingface_hub import try_to_load_from_cache
+from safetensors import SafetensorError, safe_open
 
 PACKAGED_CHECKPOINTS = {"sora": Path(__file__).resolve().parent / "checkpoints" / "sora"}
 
@@ -28,3 +32,47 @@ def resolve_pretrained_name(name_or_path: str | os.PathLike) -> str | os.PathLik
     ):
         return packaged_checkpoint_path(name_or_path)
     return name_or_path
+
+
+def safetensors_problem(path: str | os.PathLike) -> str | None:
+    """What is wrong with a `.safetensors` file (truncated header or data, bad JSON), or None when it opens."""
+    try:
+        with safe_open(str(path), framework="pt"):
+            return None
+    except SafetensorError as error:
+        return f"{error}; the file holds {os.path.getsize(path)} bytes"
+
+
+def find_corrupt_safetensors(
+    name_or_path: str | os.PathLike,
+    subfolder: str = "",
+    cache_dir: str | os.PathLike | None = None,
+    revision: str | None = None,
+) -> tuple[str, str] | None:
+    """The first weights file of a checkpoint (a local folder, or a Hub repo's files in the cache) that is truncated
+    or corrupt, with what is wrong with it; None when every file opens."""
+    folder = Path(name_or_path) / subfolder
+    if folder.is_dir():
+        candidates = sorted(folder.glob("*.safetensors"))
+    else:
+
+        def cached(filename: str) -> str | None:
+            found = try_to_load_from_cache(
+                str(name_or_path),
+                f"{subfolder}/{filename}" if subfolder else filename,
+                cache_dir=cache_dir,
+                revision=revision,
+            )
+            return found if isinstance(found, str) else None
+
+        names = ["model.safetensors"]
+        index = cached("model.safetensors.index.json")
+        if index is not None:
+            with open(index, encoding="utf-8") as file:
+                names += sorted(set(json.load(file).get("weight_map", {}).values()))
+        candidates = [Path(path) for path in map(cached, names) if path is not None]
+    for path in candidates:
+        problem = safetensors_problem(path)
+        if problem is not None:
+            return str(path), problem
+    return None

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from tokenizers import AddedToken, Tokenizer, decoders, pre_tokenizers, processors
 from tokenizers.models import BPE
+from transformers.tokenization_utils_base import BatchEncoding
 from transformers.tokenization_utils_tokenizers import TokenizersBackend
 from transformers.utils import logging
 
@@ -29,6 +30,41 @@ VOCAB_FILES_NAMES = {
 SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>", "<mask>")
 BYTE_ALPHABET_SIZE = 256
 TRAINING_BATCH_SIZE = 1000
+# A list of strings whose items all look like file names (no whitespace, a path separator or one of these suffixes)
+# is a list of files for `train_sora_tokenizer`, so a typo in a name is an error, not a one-word training text.
+TEXT_FILE_SUFFIXES = (
+    ".txt",
+    ".text",
+    ".raw",
+    ".tokens",
+    ".md",
+    ".json",
+    ".jsonl",
+    ".csv",
+    ".tsv",
+    ".gz",
+    ".bz2",
+    ".xz",
+)
+SURROGATE_FIX = (
+    "Fix the text: join UTF-16 surrogate pairs (from JSON escapes or Windows APIs) with "
+    "`text.encode('utf-16', 'surrogatepass').decode('utf-16')`, or replace the lone ones with "
+    "`text.encode('utf-8', 'replace').decode('utf-8')`."
+)
+
+
+def _find_surrogate(value, where: str) -> tuple[str, int, str] | None:
+    """(where, position, character) of the first lone surrogate in a text or a nested list of texts, or None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")  # fails only on surrogates
+        except UnicodeEncodeError as error:
+            return where, error.start, value[error.start]
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            if (found := _find_surrogate(item, f"{where}[{index}]")) is not None:
+                return found
+    return None
 
 
 class SoraTokenizer(TokenizersBackend):
@@ -39,6 +75,12 @@ class SoraTokenizer(TokenizersBackend):
     Special tokens have fixed ids: `<pad>`=0, `<s>`=1 (bos, cls), `</s>`=2 (eos, sep), `<unk>`=3, `<mask>`=4.
     A single sequence is `<s> A </s>`; a pair is `<s> A </s> B </s>` with `token_type_ids` 0 for `<s> A </s>`
     and 1 for `B </s>` (like BERT), for next-sentence prediction and question answering.
+
+    Text must be valid Unicode: a lone surrogate (e.g. `"\\ud800"`) raises a `ValueError` that names its position.
+    An empty batch (`tokenizer([])`) gives an empty batch back. `decode` refuses ids outside the vocabulary
+    (`ValueError`) instead of dropping them. `from_pretrained` on a folder (or Hub repo) without `tokenizer.json`
+    (or `vocab.json` + `merges.txt`) raises `ValueError`; `SoraTokenizer()` in code still builds the byte-only
+    tokenizer (5 special tokens + 256 bytes, no merges).
 
     Spaces are part of the tokens, so a word is encoded differently at the start of the text and after a space.
     `<mask>` strips the space on its left (like RoBERTa): in `"Paris is the <mask> of France."` the mask stands
@@ -92,6 +134,23 @@ class SoraTokenizer(TokenizersBackend):
         return super().from_pretrained(
             resolve_pretrained_name(pretrained_model_name_or_path), *args, **kwargs
         )
+
+    @classmethod
+    def _from_pretrained(cls, resolved_vocab_files, pretrained_model_name_or_path, *args, **kwargs):
+        has_vocabulary = resolved_vocab_files.get("tokenizer_file") is not None or (
+            resolved_vocab_files.get("vocab_file") is not None
+            and resolved_vocab_files.get("merges_file") is not None
+        )
+        given_in_code = any(kwargs.get(key) is not None for key in ("vocab", "tokenizer_object", "gguf_file"))
+        if not has_vocabulary and not given_in_code:
+            # Without them the constructor would build the 261-token byte-only vocabulary, unrelated to the model.
+            raise ValueError(
+                f"No tokenizer files in {str(pretrained_model_name_or_path)!r}: SoraTokenizer.from_pretrained needs "
+                "tokenizer.json (or vocab.json and merges.txt). Save the model's tokenizer there with "
+                "tokenizer.save_pretrained(...), or load the tokenizer from the folder or repo it was saved in; "
+                "SoraTokenizer() builds the untrained byte-only tokenizer on purpose."
+            )
+        return super()._from_pretrained(resolved_vocab_files, pretrained_model_name_or_path, *args, **kwargs)
 
     def __init__(
         self,
@@ -170,13 +229,48 @@ class SoraTokenizer(TokenizersBackend):
             ]
         )
 
-    def _encode_plus(self, *args, is_split_into_words: bool = False, **kwargs):
+    def _encode_plus(
+        self, text, text_pair=None, *args, is_split_into_words: bool = False, **kwargs
+    ) -> BatchEncoding:
         if is_split_into_words and not self.add_prefix_space:
             logger.warning_once(
                 "SoraTokenizer got pre-split words with add_prefix_space=False: each word is encoded as if it "
                 "started the text. Load the tokenizer with add_prefix_space=True to encode words as in running text."
             )
-        return super()._encode_plus(*args, is_split_into_words=is_split_into_words, **kwargs)
+        if isinstance(text, (list, tuple)) and not text and not text_pair and not is_split_into_words:
+            # An empty batch: the keys, types and widths of a one-text batch, with no rows.
+            # (The backend indexes the first encoding and raises IndexError here.)
+            one = super()._encode_plus([""], None if text_pair is None else [""], *args, **kwargs)
+            return BatchEncoding({key: value[:0] for key, value in one.items()}, encoding=[])
+        try:
+            return super()._encode_plus(
+                text, text_pair, *args, is_split_into_words=is_split_into_words, **kwargs
+            )
+        except TypeError:
+            # `tokenizers` rejects text that is not valid Unicode with "TextEncodeInput must be ..."; say where.
+            found = _find_surrogate(text, "text") or _find_surrogate(text_pair, "text_pair")
+            if found is None:
+                raise
+            where, position, char = found
+            raise ValueError(
+                f"{where} has a lone surrogate {char!r} (U+{ord(char):04X}) at character {position}: it is not valid "
+                f"Unicode, so it cannot be encoded as UTF-8 and tokenized. {SURROGATE_FIX}"
+            ) from None
+
+    def _decode(self, token_ids, skip_special_tokens: bool = False, **kwargs) -> str:
+        ids = token_ids["input_ids"] if isinstance(token_ids, dict) else token_ids
+        ids = [ids] if isinstance(ids, int) else ids
+        if ids:
+            # The backend drops ids it does not know (and overflows on negative ones): refuse them instead.
+            vocab_size = len(self)
+            if min(ids) < 0 or max(ids) >= vocab_size:
+                bad = next(index for index in ids if not 0 <= index < vocab_size)
+                raise ValueError(
+                    f"Cannot decode token id {bad}: the tokenizer's vocabulary has {vocab_size} tokens (ids 0 to "
+                    f"{vocab_size - 1}). Decode ids from a model whose vocab_size matches this tokenizer, or drop "
+                    "the ids above it (e.g. padding rows of a resized embedding)."
+                )
+        return super()._decode(token_ids, skip_special_tokens=skip_special_tokens, **kwargs)
 
 
 class _TextBatches:
@@ -231,8 +325,19 @@ def _is_file(path: Path) -> bool:
         return False
 
 
+def _looks_like_file_name(text: str) -> bool:
+    """No whitespace, and a path separator or a text-file suffix: `data/train.txt`, `corpus.jsonl`."""
+    if not text or any(char.isspace() for char in text):
+        return False
+    return "/" in text or os.sep in text or text.lower().endswith(TEXT_FILE_SUFFIXES)
+
+
 def _as_file_list(source) -> list[Path] | None:
-    """The files named by `source`, or None when `source` holds texts."""
+    """The files named by `source`, or None when `source` holds texts.
+
+    A list is a list of files when any item is a `PathLike` or an existing file, or when every item looks like a
+    file name (`_looks_like_file_name`); then every item must exist.
+    """
     if isinstance(source, os.PathLike):
         source = [source]
     if not isinstance(source, (list, tuple)) or not source:
@@ -244,7 +349,7 @@ def _as_file_list(source) -> list[Path] | None:
     given_as_paths = any(isinstance(item, os.PathLike) for item in source)
     if all(exists):
         return paths
-    if given_as_paths or any(exists):
+    if given_as_paths or any(exists) or all(_looks_like_file_name(str(item)) for item in source):
         missing = [str(path) for path, found in zip(paths, exists) if not found]
         raise ValueError(
             f"train_sora_tokenizer got what looks like a list of text files, but these do not exist: {missing}. "
@@ -264,7 +369,12 @@ def train_sora_tokenizer(
     model_max_length: int = 512,
     show_progress: bool = False,
 ) -> SoraTokenizer:
-    """Train a byte-level BPE `SoraTokenizer` on texts, text files (one text per line) or a `datasets` column."""
+    """Train a byte-level BPE `SoraTokenizer` on texts, text files (one text per line) or a `datasets` column.
+
+    A list of strings is read as file names when every item looks like one (no whitespace, and a path separator or
+    a suffix such as `.txt`, `.jsonl`); a missing file then raises `ValueError`. Pass texts as a generator
+    (`iter(texts)`) to skip this check.
+    """
     import datasets  # here, not at the top: it adds ~0.7 s to `import sora_hf`
 
     min_vocab_size = BYTE_ALPHABET_SIZE + len(SPECIAL_TOKENS)
@@ -316,13 +426,20 @@ def train_sora_tokenizer(
         )
 
     batches = _TextBatches(texts)
-    tokenizer = SoraTokenizer(model_max_length=model_max_length).train_new_from_iterator(
-        batches,
-        vocab_size=vocab_size,
-        length=length,
-        min_frequency=min_frequency,
-        show_progress=show_progress,
-    )
+    try:
+        tokenizer = SoraTokenizer(model_max_length=model_max_length).train_new_from_iterator(
+            batches,
+            vocab_size=vocab_size,
+            length=length,
+            min_frequency=min_frequency,
+            show_progress=show_progress,
+        )
+    except UnicodeEncodeError as error:  # a lone surrogate in a training text
+        char = error.object[error.start]
+        raise ValueError(
+            f"A training text has a lone surrogate {char!r} (U+{ord(char):04X}) at character {error.start}: it is "
+            f"not valid Unicode. {SURROGATE_FIX}"
+        ) from None
     if batches.count == 0:
         raise ValueError("train_sora_tokenizer found no non-empty text to learn from: check the input.")
     return tokenizer

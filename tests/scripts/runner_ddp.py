@@ -14,12 +14,18 @@ hub_port = os.environ.get("HF_ENDPOINT", "").rsplit(":", 1)[-1]
 events = {"writes": set(), "hub_connections": 0}
 
 
+def record_write(path) -> None:
+    if str(Path(os.fsdecode(path)).resolve()).startswith(str(output_dir)):
+        events["writes"].add(str(Path(os.fsdecode(path)).resolve().relative_to(output_dir)))
+
+
 def audit(event: str, args: tuple) -> None:
     if event == "open" and isinstance(args[0], str | bytes | os.PathLike):
         path, mode, flags = args
-        writing = (mode and any(c in str(mode) for c in "wax+")) or (flags or 0) & (os.O_WRONLY | os.O_RDWR)
-        if writing and str(Path(os.fsdecode(path)).resolve()).startswith(str(output_dir)):
-            events["writes"].add(str(Path(os.fsdecode(path)).resolve().relative_to(output_dir)))
+        if (mode and any(c in str(mode) for c in "wax+")) or (flags or 0) & (os.O_WRONLY | os.O_RDWR):
+            record_write(path)
+    elif event == "os.rename" and isinstance(args[1], str | bytes | os.PathLike):
+        record_write(args[1])  # os.replace too: a file written under a temporary name, renamed into place
     elif event == "socket.connect" and hub_port and str(args[1]).endswith(f", {hub_port})"):
         events["hub_connections"] += 1
 

@@ -4,10 +4,10 @@ import argparse
 import hashlib
 import importlib.metadata
 import json
-import os
 import sys
 from pathlib import Path
 
+from ..atomic_files import write_text_atomic
 from ..training.task_names import TASKS
 from . import HelpFormatter
 
@@ -78,11 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.task_help:
         text = task_parser(args.task).format_help()
-        cached = help_cache_file(args.task)
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_name(f"{cached.name}.{os.getpid()}.partial")
-        partial.write_text(text)
-        partial.replace(cached)  # whole or absent, whichever process wins
+        write_text_atomic(help_cache_file(args.task), text)  # whole or absent, whichever process wins
         sys.stdout.write(text)
         return 0
     results = finetune_main(args.task, args.arguments)

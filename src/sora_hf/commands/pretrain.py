@@ -1,5 +1,7 @@
 """`sora-hf pretrain`: the same run as examples/run_pretraining.py (every PretrainingArguments and
-TrainingArguments flag is accepted after `pretrain`, or one JSON file of them)."""
+TrainingArguments flag is accepted after `pretrain`, or one JSON file of them): a size preset (`--model_size`),
+`--streaming true` for a sharded, resumable streaming corpus, and any Trainer flag (`--bf16`,
+`--activation_checkpointing`, ...); under `accelerate launch` in every process."""
 
 import argparse
 
@@ -9,7 +11,8 @@ from . import parse_dataclasses
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "pretrain",
-        help="Pretrain Sora (MLM + NSP + denoising) with Trainer; pass --help after `pretrain` for all flags.",
+        help="Pretrain Sora (MLM + NSP + denoising) with Trainer, --model_size small|base|large, --streaming "
+        "true; pass --help after `pretrain` for all flags.",
         add_help=False,
     )
     parser.set_defaults(func=run, forward_arguments=True)
@@ -22,5 +25,7 @@ def run(args: argparse.Namespace) -> int:
 
     parser = HfArgumentParser((PretrainingArguments, TrainingArguments), prog="sora-hf pretrain")
     pretraining_args, training_args = parse_dataclasses(parser, args.arguments)
-    print(run_pretraining(pretraining_args, training_args)["held_out"])
+    summary = run_pretraining(pretraining_args, training_args)
+    if training_args.process_index == 0:
+        print(summary["held_out"])
     return 0

@@ -8,9 +8,7 @@ Two builds therefore give byte-identical Arrow files, and a text can never land 
 
 import hashlib
 import json
-import os
 import re
-import shutil
 import time
 import unicodedata
 import warnings
@@ -21,6 +19,7 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict, DatasetInfo, Features, Value, load_from_disk
 from datasets.utils.tqdm import tqdm
 
+from ..atomic_files import is_complete, write_folder
 from .sources.bible import check_bible_en, check_bible_es, read_bible_en, read_bible_es
 from .sources.debian import check_debian, read_debian
 from .sources.gcide import check_gcide, read_gcide
@@ -204,8 +203,8 @@ def build_corpus(
     """Build (or load from `output_dir`) the corpus as `DatasetDict(train=..., validation=...)`.
 
     `sources` selects a subset of `SOURCES`; `max_docs_per_source` keeps the first N clean documents of each
-    (for tests and quick runs). The result is saved with `save_to_disk` together with `corpus_summary.json`
-    and reused on the next call unless `force=True`.
+    (for tests and quick runs). The result is saved with `save_to_disk` together with `corpus_summary.json`,
+    published whole (`sora_hf.atomic_files`), and reused by the next call (whatever its options) unless `force=True`.
     """
     names = resolve_sources(sources)
     if max_docs_per_source is not None and (
@@ -220,13 +219,17 @@ def build_corpus(
         Path(output_dir).expanduser() if output_dir else default_corpus_dir(names, max_docs_per_source)
     )
 
-    if not force and (output_dir / "dataset_dict.json").is_file() and (output_dir / SUMMARY_FILE).is_file():
+    # A whole build has its marker (written last; it records the options) or, built before markers, both files.
+    marker = {"version": CORPUS_VERSION, "sources": names, "max_docs_per_source": max_docs_per_source}
+    legacy = (output_dir / "dataset_dict.json").is_file() and (output_dir / SUMMARY_FILE).is_file()
+    if not force and (is_complete(output_dir) or legacy):
         corpus = load_from_disk(str(output_dir))
         if verbose:
             print(f"Loaded the corpus from {output_dir}\n{format_summary(load_corpus_summary(output_dir))}")
         return corpus
 
-    if output_dir.exists() and any(output_dir.iterdir()) and not (output_dir / "dataset_dict.json").is_file():
+    is_corpus = is_complete(output_dir) or (output_dir / "dataset_dict.json").is_file()
+    if output_dir.exists() and any(output_dir.iterdir()) and not is_corpus:
         raise ValueError(
             f"{output_dir} exists and does not hold a corpus: pass an empty or new --output-dir (it is replaced)."
         )
@@ -259,15 +262,13 @@ def build_corpus(
     ).remove_columns("hash")
     summary = corpus_summary(corpus)
 
-    # Write next to the target and rename, so an interrupted build never looks like a finished one.
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = output_dir.with_name(f"{output_dir.name}.partial-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    corpus.save_to_disk(str(staging))
-    (staging / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    if output_dir.exists():
-        shutil.rmtree(output_dir)
-    os.replace(staging, output_dir)
+    def write(staging: Path) -> None:
+        corpus.save_to_disk(str(staging))
+        (staging / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+
+    # Built beside the target and renamed whole: an interrupted build never looks finished, and of two builds
+    # racing, the second keeps the first one's (identical) files.
+    write_folder(output_dir, write, marker, replace=force)
     corpus = load_from_disk(str(output_dir))
     if verbose:
         elapsed = time.perf_counter() - start

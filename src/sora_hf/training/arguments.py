@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from transformers import Seq2SeqTrainingArguments, TrainingArguments
 
 from ..embedding_perturbation import NORMS
+from ..precision import check_training_bf16
 from ..robustness.evaluation import ROBUSTNESS_ATTACKS, check_robustness_arguments
 from .losses.adversarial_terms import ADVERSARIAL_METHODS, check_adversarial_arguments
 from .losses.distillation_terms import check_distillation_arguments
@@ -111,6 +112,7 @@ class SoraTrainingArguments(TrainingArguments):
 
     def __post_init__(self):
         super().__post_init__()
+        check_training_bf16(self)  # bf16 on a CPU that emulates it -> fp32 (SORA_FORCE_BF16=1 keeps it)
         check_distillation_arguments(self)
         check_adversarial_arguments(self)
         check_robustness_arguments(self)

@@ -73,9 +73,11 @@ def make_parameter_efficient(model, args, task_type: str):
 
 def parameter_counts(model) -> dict[str, int]:
     """Trainable and total parameters (a `PeftModel` counts its frozen base too)."""
+    # a ZeRO-3-partitioned parameter holds its whole size in ds_numel (numel() is this process's part, or 0)
+    numel = {id(p): getattr(p, "ds_numel", p.numel()) for p in model.parameters()}
     return {
-        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "total_parameters": sum(p.numel() for p in model.parameters()),
+        "trainable_parameters": sum(numel[id(p)] for p in model.parameters() if p.requires_grad),
+        "total_parameters": sum(numel.values()),
     }
 
 

@@ -9,21 +9,26 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import TrainerCallback, TrainingArguments
+from transformers import TrainerCallback, TrainingArguments, set_seed
 
+from ..atomic_files import write_text_atomic
 from ..configuration_sora import SoraConfig
+from ..errors import UserInputError
 from ..modeling_sora import SoraForPreTraining
 from ..tokenization_sora import SoraTokenizer, train_sora_tokenizer
+from .checkpoints import output_dir_lock, resolve_resume_checkpoint
 from .collators import DataCollatorForSentenceDistillation, DataCollatorForSoraPretraining
+from .model_sizes import SIZE_FIELDS, batch_lengths, pretraining_step_flops, resolve_model_size
 from .prediction import predict_statistics
 from .pretraining_data import prepare_pretraining_dataset
+from .pretraining_stream import PretrainingStream
+from .pretraining_trainer import PretrainingTrainer, ThroughputCallback
 from .sentence_distillation import (
     SentenceTeacher,
     evaluate_sentence_distillation,
     prepare_sentence_distillation_dataset,
     select_distillation_texts,
 )
-from .trainer import SoraTrainer
 
 # The decoder's inputs and targets in a pretraining batch (absent, or dropped, for an encoder-only model).
 DENOISING_KEYS = ("denoising_input_ids", "denoising_attention_mask", "decoder_labels")
@@ -53,15 +58,55 @@ class PretrainingArguments:
     model_name_or_path: str | None = field(
         default=None, metadata={"help": "Continue pretraining this checkpoint instead of a new model."}
     )
-    hidden_size: int = 256
-    num_hidden_layers: int = 4
-    num_attention_heads: int = 4
-    intermediate_size: int = 1024
-    decoder_layers: int = 2
+    model_size: str | None = field(
+        default=None,
+        metadata={
+            "help": "Size preset of a new model: small (the default; the packaged sora's shape: hidden 256, 4 layers, "
+            "4 heads, intermediate 1024, 2 decoder layers), base (768, 12, 12, 3072, 6) or large (1024, 24, 16, "
+            "4096, 12). --hidden_size and the other size flags override single fields of the preset."
+        },
+    )
+    hidden_size: int | None = field(default=None, metadata={"help": "Overrides the preset's hidden size."})
+    num_hidden_layers: int | None = field(
+        default=None, metadata={"help": "Overrides the preset's encoder layers."}
+    )
+    num_attention_heads: int | None = field(
+        default=None, metadata={"help": "Overrides the preset's attention heads (encoder and decoder)."}
+    )
+    intermediate_size: int | None = field(
+        default=None, metadata={"help": "Overrides the preset's MLP size (encoder and decoder)."}
+    )
+    decoder_layers: int | None = field(
+        default=None, metadata={"help": "Overrides the preset's decoder layers."}
+    )
     with_decoder: bool = field(
         default=True, metadata={"help": "Add the decoder and its denoising objective."}
     )
-    max_length: int = field(default=128, metadata={"help": "Tokens per pretraining sequence."})
+    max_length: int = field(
+        default=128,
+        metadata={
+            "help": "Tokens per pretraining sequence: each document's sentences are packed into rows this long."
+        },
+    )
+    streaming: bool = field(
+        default=False,
+        metadata={
+            "help": "Read the training documents as a streaming datasets.IterableDataset, tokenized and packed on the "
+            "fly: each process reads its own shards, and a resumed run continues at the exact chunk. Needs "
+            "--max_steps; data passes repeat, reshuffled, until then."
+        },
+    )
+    streaming_num_shards: int = field(
+        default=64,
+        metadata={"help": "With --streaming: shards of the corpus, a multiple of the number of processes."},
+    )
+    throughput_warmup_steps: int = field(
+        default=5,
+        metadata={
+            "help": "Optimizer steps left out of the measured training throughput (pretraining_results.json), for "
+            "warm-up, compilation and allocator growth."
+        },
+    )
     mlm_probability: float = 0.15
     whole_word_masking: bool = False
     nsp_probability: float = 0.5
@@ -169,6 +214,25 @@ def load_or_train_tokenizer(args: PretrainingArguments, corpus) -> SoraTokenizer
     )
 
 
+def model_sizes(args: PretrainingArguments) -> dict[str, int]:
+    """The sizes of a new model: the `--model_size` preset with every size flag given applied over it."""
+    overrides = {name: getattr(args, name) for name in SIZE_FIELDS}
+    given = (["--model_size"] if args.model_size else []) + [
+        f"--{name}" for name, value in overrides.items() if value is not None
+    ]
+    if args.model_name_or_path and given:
+        raise UserInputError(
+            f"{', '.join(given)} size a new model, but --model_name_or_path {args.model_name_or_path!r} continues a "
+            "checkpoint with its own sizes: drop one or the other."
+        )
+    if not args.with_decoder and args.decoder_layers is not None:
+        raise UserInputError(
+            f"--decoder_layers {args.decoder_layers} sizes a decoder, but --with_decoder false builds none: drop one "
+            "or the other."
+        )
+    return resolve_model_size(args.model_size, overrides)
+
+
 def build_model(
     args: PretrainingArguments,
     tokenizer: SoraTokenizer,
@@ -188,11 +252,7 @@ def build_model(
         return SoraForPreTraining.from_pretrained(args.model_name_or_path, **heads)
     config = SoraConfig(
         vocab_size=len(tokenizer),
-        hidden_size=args.hidden_size,
-        num_hidden_layers=args.num_hidden_layers,
-        num_attention_heads=args.num_attention_heads,
-        intermediate_size=args.intermediate_size,
-        decoder_layers=args.decoder_layers,
+        **model_sizes(args),
         is_encoder_decoder=args.with_decoder,
         max_position_embeddings=max(512, args.max_length),
         pad_token_id=tokenizer.pad_token_id,
@@ -283,8 +343,65 @@ def evaluate_pretraining(
     return metrics
 
 
+def check_streaming_arguments(args: PretrainingArguments, training_args: TrainingArguments) -> None:
+    """Refuse the settings a streaming run cannot honour, before any work."""
+    if not args.streaming:
+        return
+    if args.sentence_teacher:
+        raise UserInputError(
+            "--streaming reads documents for MLM, NSP and denoising; --sentence_teacher embeds its texts with the "
+            "teacher before training: drop --streaming for a distillation run."
+        )
+    if training_args.max_steps is None or training_args.max_steps <= 0:
+        raise UserInputError(
+            "--streaming has no epochs (passes over the data repeat until training stops): set --max_steps."
+        )
+    if training_args.dataloader_num_workers:
+        raise UserInputError(
+            f"--dataloader_num_workers {training_args.dataloader_num_workers}: with --streaming the stream runs in "
+            "the training process, which records its position for exact resumption; use 0."
+        )
+    if getattr(training_args, "train_sampling_strategy", "random") == "group_by_length":
+        raise UserInputError(
+            "--train_sampling_strategy group_by_length needs every chunk's length up front, which a stream does not "
+            "have: drop it with --streaming (sequences are packed to --max_length instead)."
+        )
+    accelerator_config = training_args.accelerator_config
+    if accelerator_config is not None and (
+        accelerator_config.dispatch_batches or accelerator_config.split_batches
+    ):
+        raise UserInputError(
+            "accelerator_config dispatch_batches / split_batches: with --streaming every process reads its own "
+            "shards and batches of --per_device_train_batch_size; leave both unset."
+        )
+
+
+def estimate_flops_per_token(
+    model: SoraForPreTraining, dataset, collator, batches: int = 4, batch_size: int = 32
+):
+    """Model FLOPs of training on one token (`pretraining_step_flops` per real input token), on a few batches."""
+    flops = tokens = 0.0
+    denoising = model.model.decoder is not None and collator.denoising
+    for start in range(0, min(len(dataset), batches * batch_size), batch_size):
+        batch = collator([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+        if not denoising:
+            for key in DENOISING_KEYS:
+                batch.pop(key, None)
+        lengths = batch_lengths(batch)
+        flops += pretraining_step_flops(model.config, **lengths)
+        tokens += sum(lengths["encoder_lengths"])
+    return flops / tokens if tokens else None
+
+
 def run_pretraining(args: PretrainingArguments, training_args: TrainingArguments) -> dict:
-    """Corpus → tokenizer → packed chunks → `SoraTrainer` → saved model, tokenizer, metrics and loss curve."""
+    """Corpus → tokenizer → packed chunks (or a stream of them) → `SoraTrainer` → saved model, tokenizer, metrics,
+    throughput and loss curve."""
+    with output_dir_lock(training_args.output_dir, enabled=training_args.process_index == 0):
+        return _run_pretraining_locked(args, training_args)
+
+
+def _run_pretraining_locked(args: PretrainingArguments, training_args: TrainingArguments) -> dict:
+    """The body of `run_pretraining`, under the output folder's run lock."""
     from ..data.corpus import build_corpus
 
     if args.token_distillation and not args.sentence_teacher:
@@ -295,18 +412,46 @@ def run_pretraining(args: PretrainingArguments, training_args: TrainingArguments
         raise ValueError(
             "freeze_encoder trains only the decoder, whose objective is denoising: drop --denoising false."
         )
+    model_sizes(args)  # a conflicting or invalid size fails here, before the corpus is built
+    check_streaming_arguments(args, training_args)
     started = time.time()
     output_dir = Path(training_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    corpus = build_corpus(args.corpus_dir, sources=args.sources, max_docs_per_source=args.max_docs_per_source)
-    tokenizer = load_or_train_tokenizer(args, corpus)
-    factors = parse_upsampling(args.upsample_sources)
-    if factors:
-        corpus["train"] = upsample_sources(corpus["train"], factors)
-    tokenizer.save_pretrained(output_dir)
-    chunks = prepare_pretraining_dataset(corpus, tokenizer, max_length=args.max_length)
-    eval_chunks = chunks["validation"].select(range(min(args.max_eval_samples, len(chunks["validation"]))))
-    train_dataset, eval_dataset, collator_class = chunks["train"], eval_chunks, DataCollatorForSoraPretraining
+    # One process builds (or loads) the corpus, trains the tokenizer and writes the datasets caches; the others wait
+    # and then load what it made, so every process holds the same tokenizer.
+    with training_args.main_process_first(local=training_args.save_on_each_node, desc="Preparing the corpus"):
+        corpus = build_corpus(
+            args.corpus_dir, sources=args.sources, max_docs_per_source=args.max_docs_per_source
+        )
+        if training_args.should_save or args.tokenizer_name_or_path:
+            tokenizer = load_or_train_tokenizer(args, corpus)
+        else:  # the tokenizer the main process trained and saved
+            tokenizer = SoraTokenizer.from_pretrained(output_dir)
+        if training_args.should_save:
+            tokenizer.save_pretrained(output_dir)
+        factors = parse_upsampling(args.upsample_sources)
+        if factors:
+            corpus["train"] = upsample_sources(corpus["train"], factors)
+        # The first documents give the first chunks: packing only as many as evaluation reads changes nothing.
+        validation = corpus["validation"].select(range(min(args.max_eval_samples, len(corpus["validation"]))))
+        eval_chunks = prepare_pretraining_dataset(validation, tokenizer, max_length=args.max_length)
+        eval_chunks = eval_chunks.select(range(min(args.max_eval_samples, len(eval_chunks))))
+        if args.streaming:
+            train_dataset = PretrainingStream(
+                corpus["train"],
+                tokenizer,
+                max_length=args.max_length,
+                batch_size=training_args.per_device_train_batch_size,
+                num_shards=args.streaming_num_shards,
+                rank=training_args.process_index,
+                world_size=training_args.world_size,
+                seed=training_args.data_seed if training_args.data_seed is not None else training_args.seed,
+            )
+        else:
+            train_dataset = prepare_pretraining_dataset(
+                corpus["train"], tokenizer, max_length=args.max_length
+            )
+    eval_dataset, collator_class = eval_chunks, DataCollatorForSoraPretraining
     sentence_embedding_size = token_distillation_size = None
     if args.sentence_teacher:
         teacher = SentenceTeacher(args.sentence_teacher)
@@ -332,6 +477,8 @@ def run_pretraining(args: PretrainingArguments, training_args: TrainingArguments
         collator_class = DataCollatorForSentenceDistillation
         del teacher
 
+    # a new model's initial weights follow --seed (Trainer seeds only after the model exists)
+    set_seed(training_args.seed)
     model = build_model(args, tokenizer, sentence_embedding_size, token_distillation_size)
     if args.freeze_encoder:
         freeze_all_but_decoder(model)
@@ -345,7 +492,7 @@ def run_pretraining(args: PretrainingArguments, training_args: TrainingArguments
     training_args.remove_unused_columns = False  # the collator needs the `sentences` column
     # SoraTrainer adds the loss-curve plot (loss_curve.png) and composes any extra loss terms the arguments ask for.
     callbacks = [TimeBudgetCallback(args.time_budget_minutes)] if args.time_budget_minutes else []
-    trainer = SoraTrainer(
+    trainer = PretrainingTrainer(
         model=model,
         args=training_args,
         train_dataset=train_dataset,
@@ -354,7 +501,11 @@ def run_pretraining(args: PretrainingArguments, training_args: TrainingArguments
         processing_class=tokenizer,
         callbacks=callbacks,
     )
-    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    throughput = ThroughputCallback(trainer, args.throughput_warmup_steps)
+    trainer.add_callback(throughput)
+    # `true` means the newest complete checkpoint (one a killed run left half-written is skipped, and named)
+    resume = resolve_resume_checkpoint(output_dir, training_args.resume_from_checkpoint)
+    train_result = trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(output_dir)
 
     # Held-out metrics cover every head the model has, including a decoder this run did not train.
@@ -365,11 +516,16 @@ def run_pretraining(args: PretrainingArguments, training_args: TrainingArguments
         metrics.update(
             evaluate_sentence_distillation(trainer.model, eval_dataset, eval_collator, args=training_args)
         )
+    flops_collator = DataCollatorForSoraPretraining(tokenizer, **collator_kwargs, seed=0)
+    flops_per_token = estimate_flops_per_token(model, eval_chunks, flops_collator)
+    measured = dict(throughput.measured)
+    if "tokens_per_second" in measured and flops_per_token:
+        measured["model_flops_per_second"] = measured["tokens_per_second"] * flops_per_token
     summary = {
         "train_metrics": train_result.metrics,
         "held_out": metrics,
         "steps": trainer.state.global_step,
-        "train_chunks": len(train_dataset),
+        "train_chunks": None if args.streaming else len(train_dataset),
         "tokens_seen_estimate": trainer.state.global_step
         * training_args.train_batch_size
         * training_args.gradient_accumulation_steps
@@ -377,8 +533,13 @@ def run_pretraining(args: PretrainingArguments, training_args: TrainingArguments
         * args.max_length,
         "wall_time_seconds": time.time() - started,
         "pretraining_arguments": asdict(args),
+        "model_shape": {name: getattr(model.config, name) for name in (*SIZE_FIELDS, "vocab_size")},
         "parameters": model.num_parameters(),
+        "model_flops_per_token": flops_per_token,
+        "throughput": measured,
+        "processes": training_args.world_size,
         "hardware": f"{torch.get_num_threads()} CPU threads" if not torch.cuda.is_available() else "CUDA",
     }
-    (output_dir / "pretraining_results.json").write_text(json.dumps(summary, indent=2, default=str))
+    if trainer.is_world_process_zero():
+        write_text_atomic(output_dir / "pretraining_results.json", json.dumps(summary, indent=2, default=str))
     return summary

@@ -1,4 +1,10 @@
-"""Turn a text corpus into pretraining examples: documents split into sentences, tokenized and packed into chunks."""
+"""Turn a text corpus into pretraining examples: documents split into sentences, tokenized and packed into chunks.
+
+Packing is always on: a document's consecutive sentences fill a chunk up to `max_length` tokens (a chunk never
+mixes two documents, so next-sentence pairs and denoising targets stay one text). `prepare_pretraining_dataset`
+packs a whole corpus ahead of training; `pretraining_stream.PretrainingStream` (`--streaming`) runs the same
+`_tokenize_and_pack` on the fly.
+"""
 
 from __future__ import annotations
 

@@ -17,13 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from transformers import HfArgumentParser, set_seed
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..argument_files import parse_dataclasses
+from ..atomic_files import write_text_atomic
 from ..errors import UserInputError
 from ..pretrained import resolve_pretrained_name
 from ..redaction import redacted_command
 from .arguments import SoraSeq2SeqTrainingArguments, SoraTrainingArguments
+from .checkpoints import output_dir_lock, resolve_resume_checkpoint
 from .distillation import keep_every_kth_layer
 from .finetuning import make_parameter_efficient, parameter_counts, training_slice
 from .tasks import get_task
@@ -94,31 +96,18 @@ def printable_results(results: dict) -> dict:
     return {key: value for key, value in results.items() if key not in ("arguments", "log_history")}
 
 
-def resume_checkpoint(args, training_args) -> str | bool | None:
-    """The checkpoint to resume from (`--resume_from_checkpoint PATH|true`), after checking the output folder.
+def resume_checkpoint(args, training_args) -> str | None:
+    """The checkpoint to resume from (`--resume_from_checkpoint PATH|true`: see `resolve_resume_checkpoint`), after
+    checking the output folder.
 
     A run that does not resume refuses an `output_dir` holding another run's checkpoints unless
     `--overwrite_output_dir` is given (then those checkpoints are removed first, so none is mixed in later).
     """
     output_dir = Path(training_args.output_dir)
-    requested = training_args.resume_from_checkpoint
-    if isinstance(requested, str) and requested.lower() in ("true", "false"):
-        requested = requested.lower() == "true"
-    if requested is True:
-        last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
-        if last is None:
-            raise UserInputError(
-                f"--resume_from_checkpoint true: {output_dir} holds no checkpoint-* folder to resume; pass a "
-                "checkpoint path, or drop the flag to start a new run."
-            )
-        return last
-    if requested:
-        if not (Path(requested) / "trainer_state.json").is_file():
-            raise UserInputError(
-                f"--resume_from_checkpoint {requested}: not a checkpoint folder (no trainer_state.json); pass a "
-                "checkpoint-N folder written by a run, or true for the newest in output_dir."
-            )
-        return str(requested)
+    # `true`: the newest complete checkpoint (a run killed while saving leaves a partial one, skipped and named)
+    resume = resolve_resume_checkpoint(output_dir, training_args.resume_from_checkpoint)
+    if resume is not None:
+        return resume
     old = sorted(output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*")) if output_dir.is_dir() else []
     if old and not args.overwrite_output_dir:
         raise UserInputError(
@@ -211,21 +200,30 @@ def run_task(task: str | TaskSpec, args, training_args, command: list[str] | Non
     """Fine-tune on `task`, score the test split, and write model, plots, results JSON and card (then push).
 
     `command` is the command line the card and results record (secrets redacted); default: this process's.
+    The main process holds the output folder's run lock throughout: a second run into it is refused.
     """
     spec = get_task(task) if isinstance(task, str) else task
-    started, cpu_started = time.time(), time.process_time()
     check_arguments(spec, args, training_args)
+    with output_dir_lock(training_args.output_dir, enabled=training_args.process_index == 0):
+        return _run_task_locked(spec, args, training_args, command)
+
+
+def _run_task_locked(spec: TaskSpec, args, training_args, command: list[str] | None) -> dict:
+    """The body of `run_task`, under the output folder's run lock."""
+    started, cpu_started = time.time(), time.process_time()
     resume = resume_checkpoint(args, training_args)
     output_dir = Path(training_args.output_dir)
 
     with training_args.main_process_first(desc=f"{spec.name} data"):
         dataset = spec.load_data(args)
+        # the slice's shuffle is a cached indices file: written once, by the main process
+        train = training_slice(dataset["train"], args.max_train_samples, training_args.seed)
     run = TaskRun(
         spec=spec,
         args=args,
         training_args=training_args,
         dataset=dataset,
-        train=training_slice(dataset["train"], args.max_train_samples, training_args.seed),
+        train=train,
         validation=_first(dataset["validation"], args.max_eval_samples),
         test=_first(dataset["test"], args.max_test_samples),
         labels=spec.label_names(dataset, args),
@@ -295,7 +293,7 @@ def run_task(task: str | TaskSpec, args, training_args, command: list[str] | Non
         for name in RECORDED_TRAINING_ARGUMENTS
         if hasattr(training_args, name)
     }
-    (output_dir / spec.results_file).write_text(json.dumps(results, indent=2, default=str))
+    write_text_atomic(output_dir / spec.results_file, json.dumps(results, indent=2, default=str))
     card_kwargs = card_arguments(run, results)
     trainer.create_model_card(**card_kwargs)
     if training_args.push_to_hub:

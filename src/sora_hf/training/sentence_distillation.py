@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import random
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ import torch
 from datasets import Dataset, Features, List, Value, load_from_disk
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase, TrainingArguments
 
+from ..atomic_files import is_complete, write_folder
 from ..data.installed_packages import MissingDataError
 from .collators import aligned_token_batch
 from .prediction import predict_statistics, progress
@@ -205,16 +205,18 @@ def teacher_embeddings(
     for text in texts:
         digest.update(text.encode() + b"\0")
     path = Path(cache_dir or DEFAULT_CACHE_DIR).expanduser() / digest.hexdigest()[:20]
-    if path.is_dir():
-        return load_from_disk(str(path))
-    embeddings = teacher.embed(texts)
-    features = Features({"text": Value("string"), TEACHER_EMBEDDING_KEY: List(Value("float32"))})
-    dataset = Dataset.from_dict({"text": texts, TEACHER_EMBEDDING_KEY: list(embeddings)}, features=features)
-    temporary = path.with_name(path.name + ".partial")
-    shutil.rmtree(temporary, ignore_errors=True)  # left by an interrupted run
-    dataset.save_to_disk(str(temporary))
-    temporary.rename(path)  # whole or not at all: an interrupted run leaves no half-written cache
+    if not is_complete(path):
+        embeddings = teacher.embed(texts)
+        features = Features({"text": Value("string"), TEACHER_EMBEDDING_KEY: List(Value("float32"))})
+        rows = {"text": texts, TEACHER_EMBEDDING_KEY: list(embeddings)}
+        _save_cache(path, Dataset.from_dict(rows, features=features))
     return load_from_disk(str(path))
+
+
+def _save_cache(path: Path, dataset: Dataset) -> None:
+    """Publish `dataset` at `path` whole (see `sora_hf.atomic_files`); when another process building the same
+    cache published first, its copy is kept and read."""
+    write_folder(path, lambda staging: dataset.save_to_disk(str(staging)), {"rows": len(dataset)})
 
 
 def _tokenize(batch: dict[str, list], tokenizer: PreTrainedTokenizerBase, budget: int) -> dict[str, list]:
@@ -240,7 +242,7 @@ def teacher_token_targets(
     for text in texts:
         digest.update(text.encode() + b"\0")
     path = Path(cache_dir or DEFAULT_CACHE_DIR).expanduser() / f"tokens-{digest.hexdigest()[:20]}"
-    if path.is_dir():
+    if is_complete(path):
         return load_from_disk(str(path))
     embeddings, student_ids, targets = teacher.embed_with_token_targets(texts, tokenizer, budget, top_layers)
     keep = [index for index, ids in enumerate(student_ids) if ids]  # a text of only spaces has no tokens
@@ -266,10 +268,7 @@ def teacher_token_targets(
             "length": pa.array([len(student_ids[index]) + 2 for index in keep], pa.int32()),
         }
     )
-    temporary = path.with_name(path.name + ".partial")
-    shutil.rmtree(temporary, ignore_errors=True)  # left by an interrupted run
-    Dataset(table).save_to_disk(str(temporary))
-    temporary.rename(path)  # whole or not at all: an interrupted run leaves no half-written cache
+    _save_cache(path, Dataset(table))
     return load_from_disk(str(path))
 
 

@@ -11,6 +11,7 @@ from datasets import Dataset
 from ..errors import UserInputError
 from ..pretrained import resolve_pretrained_name
 from .distillation import cache_teacher_logits, tokenizers_match
+from .distributed import whole_model_loading
 from .losses.teacher import TEACHER_LOGITS_KEY, TEACHER_PREFIX
 from .tasks.base import TaskRun, TaskSpec
 
@@ -24,7 +25,8 @@ def load_task_teacher(spec: TaskSpec, run: TaskRun):
     if not name:
         return None, None
     path = resolve_pretrained_name(name)
-    teacher = getattr(transformers, spec.auto_class).from_pretrained(path)  # SoraTrainer freezes it
+    with whole_model_loading():  # every process keeps a whole frozen copy, even under ZeRO-3
+        teacher = getattr(transformers, spec.auto_class).from_pretrained(path)  # SoraTrainer freezes it
     try:
         teacher_tokenizer = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError):
@@ -74,15 +76,18 @@ def add_teacher_columns(features: Dataset, run: TaskRun, teacher, teacher_tokeni
         tokenizer = teacher_tokenizer or getattr(run.processor, "tokenizer", run.processor)
         cached = cache_teacher_logits(raw, teacher, tokenizer, max_length=max_length)
         return features.add_column(TEACHER_LOGITS_KEY, list(cached[TEACHER_LOGITS_KEY]))
-    encoded = raw.map(
-        lambda batch: {
-            f"{TEACHER_PREFIX}{key}": value
-            for key, value in teacher_tokenizer(batch[column], truncation=True, max_length=max_length).items()
-        },
-        batched=True,
-        remove_columns=[column],
-        desc="teacher tokenization",
-    )
+    with run.training_args.main_process_first(desc="teacher tokenization"):  # one process writes the cache
+        encoded = raw.map(
+            lambda batch: {
+                f"{TEACHER_PREFIX}{key}": value
+                for key, value in teacher_tokenizer(
+                    batch[column], truncation=True, max_length=max_length
+                ).items()
+            },
+            batched=True,
+            remove_columns=[column],
+            desc="teacher tokenization",
+        )
     for name in encoded.column_names:
         features = features.add_column(name, encoded[name])
     return features

@@ -8,15 +8,13 @@ Split a.csv (1,000 rows) into train 800 / validation 100 / test 100 (seed 42)
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from datasets import DatasetDict, load_from_disk
 
+from ...atomic_files import is_complete, write_folder
 from ...errors import DataFileError, UserInputError
 from ..installed_packages import MissingDataError
 from . import dialogue, easy_vqa, ner, qa, sentiment, spoken_commands, summarization, translation
@@ -80,17 +78,6 @@ def build_task_dataset(task: str) -> DatasetDict:
     return BUILDERS[task].build()
 
 
-def _cached(path: Path, task: str) -> DatasetDict | None:
-    """The dataset saved at `path` if it was written by the current builder version of `task`."""
-    try:
-        marker = json.loads((path / _MARKER).read_text())
-    except (OSError, ValueError):
-        return None
-    if marker != {"task": task, "version": BUILDERS[task].VERSION}:
-        return None
-    return load_from_disk(str(path))
-
-
 def load_task_dataset(
     task: str,
     data_files: DataFiles | None = None,
@@ -127,25 +114,16 @@ def load_task_dataset(
         )
     root = Path(cache_dir).expanduser() if cache_dir is not None else DEFAULT_CACHE_DIR
     path = root / task
-    if not rebuild and (dataset := _cached(path, task)) is not None:
-        return dataset
-
-    dataset = build_task_dataset(task)
-    root.mkdir(parents=True, exist_ok=True)
-    # Save beside the target, then rename: concurrent builders (test workers) never see a half-written folder.
-    tmp = Path(tempfile.mkdtemp(prefix=f".{task}-", dir=root))
-    try:
-        dataset.save_to_disk(str(tmp))
-        (tmp / _MARKER).write_text(json.dumps({"task": task, "version": BUILDERS[task].VERSION}))
-        if path.exists() and (rebuild or _cached(path, task) is None):
-            shutil.rmtree(path, ignore_errors=True)
-        if not path.exists():
-            os.replace(tmp, path)
-    except OSError:
-        if (
-            _cached(path, task) is None
-        ):  # lost a race to a writer that left a valid copy? use it; else re-raise
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    # the cache is whole and of the current builder version when this marker (written last) says so
+    marker = {"task": task, "version": BUILDERS[task].VERSION}
+    if rebuild or not is_complete(path, marker, _MARKER):
+        dataset = build_task_dataset(task)
+        # of concurrent builders (test workers), the first to publish wins and the others read its copy
+        write_folder(
+            path,
+            lambda staging: dataset.save_to_disk(str(staging)),
+            marker,
+            replace=rebuild,
+            marker_file=_MARKER,
+        )
     return load_from_disk(str(path))

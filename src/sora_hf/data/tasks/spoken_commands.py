@@ -18,7 +18,6 @@ import hashlib
 import os
 import random
 import subprocess
-import tempfile
 import wave
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from datasets import ClassLabel, DatasetDict, Features, Value
 
+from ...atomic_files import atomic_file
 from ..installed_packages import require_program
 from ._common import to_dataset_dict
 
@@ -117,30 +117,13 @@ def synthesize(phrase: str, accent: str, variant: str, rate: int, pitch: int, pa
         capture_output=True,
         check=True,
     )
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".wav", delete=False) as tmp:
-        tmp_path = tmp.name
-    try:
-        # -D: no dither, so the same command gives the same bytes on every build.
-        trim = ["silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02", "0.5%", "reverse"]
-        subprocess.run(
-            ["sox", "-D", "-t", "wav", "-", "-r", str(SAMPLING_RATE), "-c", "1", "-b", "16", tmp_path, *trim],
-            input=espeak.stdout,
-            capture_output=True,
-            check=True,
-        )
-        if (
-            read_audio(tmp_path).size < SAMPLING_RATE // 10
-        ):  # trimmed to almost nothing: keep the untrimmed audio
-            subprocess.run(
-                ["sox", "-D", "-t", "wav", "-", "-r", str(SAMPLING_RATE), "-c", "1", "-b", "16", tmp_path],
-                input=espeak.stdout,
-                capture_output=True,
-                check=True,
-            )
-        os.replace(tmp_path, path)
-    finally:
-        if os.path.exists(tmp_path):
-            os.unlink(tmp_path)
+    # -D: no dither, so the same command gives the same bytes on every build.
+    sox = ["sox", "-D", "-t", "wav", "-", "-r", str(SAMPLING_RATE), "-c", "1", "-b", "16", "-t", "wav"]
+    trim = ["silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02", "0.5%", "reverse"]
+    with atomic_file(path) as temporary:  # a killed build leaves no half-written clip
+        subprocess.run([*sox, temporary, *trim], input=espeak.stdout, capture_output=True, check=True)
+        if read_audio(temporary).size < SAMPLING_RATE // 10:  # trimmed to almost nothing: keep it untrimmed
+            subprocess.run([*sox, temporary], input=espeak.stdout, capture_output=True, check=True)
 
 
 def read_audio(path: str | os.PathLike) -> np.ndarray:

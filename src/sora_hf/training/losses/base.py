@@ -25,6 +25,11 @@ class LossInputs:
     # `task_loss`): what a term calls for an extra forward, e.g. with perturbed embeddings.
     compute_loss: Callable[[dict[str, Any]], torch.Tensor] | None = None
     global_step: int = 0  # optimizer steps taken so far
+    # Whether the parameters are plain leaves of this graph (one process, DDP), so a term may take their gradients in
+    # its own `torch.autograd.grad` call and hand them over with `loss_with_gradients`. False under FSDP and
+    # DeepSpeed, whose sharded parameters get gradients only in the engine's backward: a term then keeps the graph
+    # of each loss it returns for that backward.
+    precompute_gradients: bool = True
 
 
 class TrainingLoss(nn.Module):

@@ -14,20 +14,26 @@ class FreeLBLoss(AdversarialLoss):
     normalised step of `step_size` along the gradient at `delta_{k-1}`, projected into the `epsilon` ball. Every
     point but the last yields its parameter gradients and its `delta` gradient from one `torch.autograd.grad` call
     (handed to the trainer's single backward through `loss_with_gradients`), so each point costs one forward and one
-    backward: about `K + 1` plain steps in all.
+    backward: about `K + 1` plain steps in all. Under FSDP and DeepSpeed each point keeps its graph for the engine's
+    backward instead (more memory, a second backward per point).
     """
 
     name = "freelb"
 
     def forward(self, loss_inputs: LossInputs) -> torch.Tensor:
         mask, delta = self.first_step(loss_inputs, self.step_size)
-        parameters = [p for p in loss_inputs.model.parameters() if p.requires_grad]
+        precompute = loss_inputs.precompute_gradients
+        parameters = [p for p in loss_inputs.model.parameters() if p.requires_grad] if precompute else []
         points = []
         for _ in range(self.steps - 1):
             delta = delta.detach().requires_grad_(True)
             loss = perturbed_loss(loss_inputs, delta)
-            grad, *gradients = torch.autograd.grad(loss, [delta, *parameters], allow_unused=True)
-            points.append(loss_with_gradients(loss, parameters, gradients))
+            if precompute:
+                grad, *gradients = torch.autograd.grad(loss, [delta, *parameters], allow_unused=True)
+                points.append(loss_with_gradients(loss, parameters, gradients))
+            else:  # sharded parameters: the point's graph stays for the engine's backward
+                (grad,) = torch.autograd.grad(loss, delta, retain_graph=True, allow_unused=True)
+                points.append(loss)
             if grad is None:  # the loss does not depend on the embeddings (nothing labelled)
                 grad = torch.zeros_like(delta)
             delta = project(

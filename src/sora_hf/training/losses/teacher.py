@@ -25,24 +25,33 @@ def freeze_teacher(model: PreTrainedModel) -> PreTrainedModel:
 
 
 def load_teacher(name_or_path: str, **kwargs: Any) -> PreTrainedModel:
-    """A frozen sequence-classification teacher from a folder or Hub name (any architecture)."""
-    return freeze_teacher(AutoModelForSequenceClassification.from_pretrained(name_or_path, **kwargs))
+    """A frozen sequence-classification teacher from a folder or Hub name (any architecture), whole on every
+    process even under DeepSpeed ZeRO-3."""
+    from ..distributed import whole_model_loading
+
+    with whole_model_loading():
+        return freeze_teacher(AutoModelForSequenceClassification.from_pretrained(name_or_path, **kwargs))
 
 
 def prepare_teacher(accelerator, args, teacher_model: PreTrainedModel | None) -> PreTrainedModel | None:
     """Load the teacher named in `args` if none is given, freeze it and place it through accelerate.
 
-    `evaluation_mode=True` moves it to the device and applies mixed precision, but does not wrap it for DDP: the
-    teacher has no gradients to synchronise. It never reaches the optimizer, which only sees the student and the
-    loss terms' own parameters.
+    `evaluation_mode=True` applies mixed precision but wraps nothing: no DDP (the teacher has no gradients to
+    synchronise), no FSDP or DeepSpeed sharding (each process keeps a whole frozen copy; a ZeRO-3-partitioned one is
+    refused). It is moved to the device here, since accelerate leaves placement to FSDP under an FSDP config. It
+    never reaches the optimizer, which only sees the student and the loss terms' own parameters.
     """
+    from ..distributed import check_whole
+
     if teacher_model is None and getattr(args, "teacher_name_or_path", None):
         if getattr(args, "distill_use_cached_logits", False):
             return None  # cached logits: no teacher forward during training
         teacher_model = load_teacher(args.teacher_name_or_path)
     if teacher_model is None:
         return None
-    return accelerator.prepare_model(freeze_teacher(teacher_model), evaluation_mode=True)
+    check_whole(teacher_model)
+    teacher_model = freeze_teacher(teacher_model).to(accelerator.device)
+    return accelerator.prepare_model(teacher_model, evaluation_mode=True)
 
 
 def has_teacher_inputs(batch_extras: dict[str, Any]) -> bool:
