@@ -396,14 +396,13 @@ def estimate_flops_per_token(
 def run_pretraining(args: PretrainingArguments, training_args: TrainingArguments) -> dict:
     """Corpus → tokenizer → packed chunks (or a stream of them) → `SoraTrainer` → saved model, tokenizer, metrics,
     throughput and loss curve."""
+    check_pretraining_arguments(args, training_args)
     with output_dir_lock(training_args.output_dir, enabled=training_args.process_index == 0):
         return _run_pretraining_locked(args, training_args)
 
 
-def _run_pretraining_locked(args: PretrainingArguments, training_args: TrainingArguments) -> dict:
-    """The body of `run_pretraining`, under the output folder's run lock."""
-    from ..data.corpus import build_corpus
-
+def check_pretraining_arguments(args: PretrainingArguments, training_args: TrainingArguments) -> None:
+    """Refuse conflicting or invalid arguments before any folder, corpus or model is made."""
     if args.token_distillation and not args.sentence_teacher:
         raise ValueError(
             "token_distillation needs a teacher: set --sentence_teacher (e.g. all-MiniLM-L6-v2)."
@@ -414,6 +413,12 @@ def _run_pretraining_locked(args: PretrainingArguments, training_args: TrainingA
         )
     model_sizes(args)  # a conflicting or invalid size fails here, before the corpus is built
     check_streaming_arguments(args, training_args)
+
+
+def _run_pretraining_locked(args: PretrainingArguments, training_args: TrainingArguments) -> dict:
+    """The body of `run_pretraining`, under the output folder's run lock."""
+    from ..data.corpus import build_corpus
+
     started = time.time()
     output_dir = Path(training_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
