@@ -19,7 +19,7 @@ from sora_hf.training.task_names import TASKS
 
 SCRIPT = Path(sys.executable).with_name("sora-hf")
 COMMANDS = ["build-corpus", "distill", "finetune", "merge-fsdp-checkpoint", "pretrain", "pull", "push"]
-COMMANDS += ["train-tokenizer"]
+COMMANDS = sorted([*COMMANDS, "explain", "train-tokenizer"])
 # commands whose --help argparse prints without importing torch or transformers
 LIGHT_HELP = [[], ["build-corpus"], ["finetune"], ["pull"], ["push"], ["train-tokenizer"]]
 

@@ -29,6 +29,8 @@ from transformers.pipelines import (
 from transformers.pipelines.base import ChunkPipeline, Pipeline
 from transformers.utils import ModelOutput
 
+from .zero_shot import register_zero_shot_pipeline
+
 DEFAULT_MAX_SEQ_LEN = 384
 DEFAULT_MAX_DOC_STRIDE = 128
 
@@ -534,6 +536,8 @@ def register_sora_pipelines() -> None:
         entry = PIPELINE_REGISTRY.supported_tasks[task]
         if entry["impl"] is not pipeline_class:
             PIPELINE_REGISTRY.supported_tasks[task] = {**entry, "impl": pipeline_class}
+    # zero-shot-classification: Sora models with a sentence space get the sentence-space pipeline (zero_shot.py)
+    register_zero_shot_pipeline()
 
 
 __all__ = [

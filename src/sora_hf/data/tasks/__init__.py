@@ -17,7 +17,17 @@ from datasets import DatasetDict, load_from_disk
 from ...atomic_files import is_complete, write_folder
 from ...errors import DataFileError, UserInputError
 from ..installed_packages import MissingDataError
-from . import dialogue, easy_vqa, ner, qa, sentiment, spoken_commands, summarization, translation
+from . import (
+    dialogue,
+    easy_vqa,
+    ner,
+    package_topics,
+    qa,
+    sentiment,
+    spoken_commands,
+    summarization,
+    translation,
+)
 from ._common import SPLITS, hash_split
 from .user_files import COLUMN_ARGUMENTS, SPLIT_SEED, DataFiles, load_user_files, split_user_train
 
@@ -30,6 +40,7 @@ BUILDERS = {
     "dialogue": dialogue,
     "easy_vqa": easy_vqa,
     "spoken_commands": spoken_commands,
+    "package_topics": package_topics,
 }
 TASKS = tuple(BUILDERS)  # the built-in datasets
 # the tasks that read a user's own files; "classification" reads only those
