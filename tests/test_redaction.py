@@ -89,3 +89,28 @@ def test_redact_text():
 def test_find_token_gives_the_line():
     assert find_token(f"# card\n\nexport HF_TOKEN={TOKEN}\n") == 3
     assert find_token("hf_hub_download(repo_id, 'config.json')\nhf_tokenizer\n") is None
+
+
+WANDB_AFTER_PARSING = """
+import sys, wandb
+from transformers import HfArgumentParser, TrainingArguments
+from sora_hf.argument_files import parse_dataclasses
+parse_dataclasses(HfArgumentParser(TrainingArguments), sys.argv[1:])
+run = wandb.init(dir=sys.argv[sys.argv.index("--output_dir") + 1], project="redaction")
+run.log({"loss": 1.0})
+run.finish()
+"""
+
+
+def test_a_token_on_the_command_line_reaches_no_tracker_file(tmp_path):
+    """wandb keeps `sys.argv[1:]` in its run files: once parsed, the process's own argv holds no token."""
+    import os
+    import subprocess
+
+    pytest.importorskip("wandb")
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HF_HUB_OFFLINE": "1"}
+    argv = ["--output_dir", str(tmp_path), "--hub_token", TOKEN, "--report_to", "wandb"]
+    subprocess.run([sys.executable, "-c", WANDB_AFTER_PARSING, *argv], env=env, check=True, timeout=300)
+    written = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert any(path.suffix == ".wandb" for path in written)  # the run's records were written
+    assert not [path for path in written if TOKEN.encode() in path.read_bytes()]

@@ -2,9 +2,11 @@
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 from .errors import UserInputError
+from .redaction import redact_argv
 
 # Command lines (`sora-hf finetune`/`pretrain`, the examples) write TensorBoard logs unless `--report_to` says
 # otherwise; code that builds `TrainingArguments` itself keeps transformers' default (none).
@@ -15,8 +17,15 @@ def parse_dataclasses(parser, argv: list[str]) -> tuple:
     """An HfArgumentParser's dataclasses from a command line, or from one JSON file (`sora-hf pretrain args.json`).
 
     Unknown flags or JSON keys, a missing file and invalid JSON raise `UserInputError` (one line, exit code 2).
-    `COMMAND_LINE_DEFAULTS` replace the dataclasses' defaults.
+    `COMMAND_LINE_DEFAULTS` replace the dataclasses' defaults. Once parsed, secrets in the process's own `sys.argv`
+    are redacted: trackers record it (wandb's run metadata keeps `sys.argv[1:]`).
     """
+    outputs = _parse(parser, argv)
+    sys.argv[:] = redact_argv(sys.argv)
+    return outputs
+
+
+def _parse(parser, argv: list[str]) -> tuple:
     fields = {
         field.name for dtype in parser.dataclass_types for field in dataclasses.fields(dtype) if field.init
     }
