@@ -45,7 +45,7 @@ import torch  # noqa: E402
 from common import cpu_capability, describe, matmul_flops, skip_emulated_bf16  # noqa: E402
 
 from sora_hf import SoraTokenizer  # noqa: E402
-from sora_hf.pretrained import packaged_checkpoint_path  # noqa: E402
+from sora_hf.packaged import packaged_checkpoint_path  # noqa: E402
 from sora_hf.training.collators import DataCollatorForSoraPretraining  # noqa: E402
 from sora_hf.training.model_sizes import (  # noqa: E402
     MODEL_SIZES,

@@ -17,7 +17,7 @@ from transformers import TrainingArguments
 
 from sora_hf.data.corpus import load_corpus_summary
 from sora_hf.hub import write_model_card
-from sora_hf.pretrained import PACKAGED_CHECKPOINTS
+from sora_hf.packaged import PACKAGED_CHECKPOINTS
 
 FILES = (
     "config.json",

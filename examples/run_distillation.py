@@ -35,7 +35,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, HfAr
 
 from sora_hf.argument_files import parse_dataclasses
 from sora_hf.hub import markdown_table, write_model_card
-from sora_hf.pretrained import resolve_pretrained_name
+from sora_hf.packaged import resolve_pretrained_name
 from sora_hf.redaction import redacted_command
 from sora_hf.training.arguments import SoraTrainingArguments
 from sora_hf.training.distillation import evaluate_classifier, inference_throughput, load_teacher

@@ -42,7 +42,7 @@ from sora_hf import (
     SoraForTokenClassification,
     SoraModel,
 )
-from sora_hf.adapters import train_only_top_layers
+from sora_hf.layer_freezing import train_only_top_layers
 
 VOCAB, SEQ, VIRTUAL = 96, 8, 4
 ADAPTER_FILES = {"adapter_config.json", "adapter_model.safetensors", "README.md"}

@@ -19,7 +19,7 @@ from sora_hf.argument_files import parse_dataclasses
 from sora_hf.cli import main as cli_main
 from sora_hf.data.corpus import build_corpus
 from sora_hf.errors import UserInputError
-from sora_hf.pretrained import packaged_checkpoint_path
+from sora_hf.packaged import packaged_checkpoint_path
 from sora_hf.training.collators import DataCollatorForSoraPretraining
 from sora_hf.training.model_sizes import (
     MODEL_SIZES,

@@ -3,10 +3,10 @@
 `import sora_hf` registers every Sora class with the transformers Auto factories.
 """
 
-from .adapters import train_only_top_layers
 from .configuration_sora import SoraAudioConfig, SoraConfig, SoraVisionConfig
 from .feature_extraction_sora import SoraFeatureExtractor
 from .image_processing_sora import SoraImageProcessor
+from .layer_freezing import train_only_top_layers
 from .modeling_sora import (
     SoraAudioModel,
     SoraForConditionalGeneration,
@@ -19,7 +19,7 @@ from .modeling_sora import (
     SoraPreTrainedModel,
     SoraVisionModel,
 )
-from .pretrained import packaged_checkpoint_path
+from .packaged import packaged_checkpoint_path
 from .processing_sora import SoraProcessor
 from .registration import register_sora
 from .tokenization_sora import SoraTokenizer, train_sora_tokenizer

@@ -12,7 +12,7 @@ from transformers.activations import ACT2FN
 from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
 
 from .errors import ConfigFieldTypeError
-from .pretrained import resolve_pretrained_name
+from .packaged import resolve_pretrained_name
 
 SIZE_FIELDS = (
     "vocab_size",

@@ -37,7 +37,7 @@ from transformers.utils.output_capturing import OutputRecorder, _active_collecto
 from .atomic_files import StrPath, save_files_atomically
 from .configuration_sora import CheckedConfigMixin, SoraAudioConfig, SoraConfig, SoraVisionConfig
 from .errors import CorruptCheckpointError
-from .pretrained import find_corrupt_safetensors, resolve_pretrained_name
+from .packaged import find_corrupt_safetensors, resolve_pretrained_name
 from .serving import PackedLinear, can_pack
 
 WORD_EMBEDDINGS = "model.encoder.embeddings.word_embeddings.weight"

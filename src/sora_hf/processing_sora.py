@@ -8,7 +8,7 @@ from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 from transformers.utils import FEATURE_EXTRACTOR_NAME, PROCESSOR_NAME, cached_file
 
-from .pretrained import resolve_pretrained_name
+from .packaged import resolve_pretrained_name
 
 
 class SoraProcessor(ProcessorMixin):

@@ -15,7 +15,6 @@ from transformers import (
     AutoTokenizer,
 )
 
-from .adapters import register_peft_defaults
 from .configuration_sora import SoraAudioConfig, SoraConfig, SoraVisionConfig
 from .feature_extraction_sora import SoraFeatureExtractor
 from .image_processing_sora import SoraImageProcessor
@@ -30,6 +29,7 @@ from .modeling_sora import (
     SoraModel,
     SoraVisionModel,
 )
+from .peft_defaults import register_peft_defaults
 from .pipelines import register_sora_pipelines
 from .processing_sora import SoraProcessor
 from .quantization import register_int8_quantizer

@@ -203,7 +203,7 @@ def write_sentence_transformer_modules(
 
 def load_sentence_transformer(name_or_path: str | os.PathLike = "sora", **kwargs) -> SentenceTransformer:
     """`SentenceTransformer` over a Sora folder (the name `sora` means the packaged checkpoint), load report muted."""
-    from .pretrained import resolve_pretrained_name
+    from .packaged import resolve_pretrained_name
 
     path = resolve_pretrained_name(name_or_path)
     if not Path(path, "modules.json").is_file():

@@ -13,7 +13,7 @@ from transformers.tokenization_utils_base import BatchEncoding
 from transformers.tokenization_utils_tokenizers import TokenizersBackend
 from transformers.utils import logging
 
-from .pretrained import resolve_pretrained_name
+from .packaged import resolve_pretrained_name
 
 if TYPE_CHECKING:
     import datasets

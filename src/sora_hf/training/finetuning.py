@@ -54,7 +54,7 @@ def make_parameter_efficient(model, args, task_type: str):
     layers (with either), or unchanged."""
     from peft import LoraConfig, get_peft_model
 
-    from ..adapters import train_only_top_layers
+    from ..layer_freezing import train_only_top_layers
 
     peft_config = None
     if args.lora_r:

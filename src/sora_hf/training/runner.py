@@ -22,7 +22,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from ..argument_files import parse_dataclasses
 from ..atomic_files import write_text_atomic
 from ..errors import UserInputError
-from ..pretrained import resolve_pretrained_name
+from ..packaged import resolve_pretrained_name
 from ..redaction import redacted_command
 from .arguments import SoraSeq2SeqTrainingArguments, SoraTrainingArguments
 from .checkpoints import output_dir_lock, resolve_resume_checkpoint

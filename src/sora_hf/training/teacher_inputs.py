@@ -9,7 +9,7 @@ import torch
 from datasets import Dataset
 
 from ..errors import UserInputError
-from ..pretrained import resolve_pretrained_name
+from ..packaged import resolve_pretrained_name
 from .distillation import cache_teacher_logits, tokenizers_match
 from .distributed import whole_model_loading
 from .losses.teacher import TEACHER_LOGITS_KEY, TEACHER_PREFIX

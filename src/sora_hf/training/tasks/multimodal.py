@@ -18,7 +18,7 @@ from ...errors import UserInputError
 from ...feature_extraction_sora import SoraFeatureExtractor
 from ...image_processing_sora import SoraImageProcessor
 from ...modeling_sora import SoraForSequenceClassification
-from ...pretrained import resolve_pretrained_name
+from ...packaged import resolve_pretrained_name
 from ...processing_sora import SoraProcessor
 from ...tokenization_sora import SoraTokenizer
 from ..trainer import SoraTrainer
