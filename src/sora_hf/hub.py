@@ -34,7 +34,8 @@ try:  # the transport library of huggingface_hub 2.x (httpx before that)
 except ImportError:  # pragma: no cover - depends on the installed huggingface_hub
     import httpx as _httpx
 
-DEFAULT_TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "model_cards" / "template.md"
+# Package data (setup.cfg [options.package_data]): a wheel or sdist install has it as well as a checkout.
+DEFAULT_TEMPLATE_PATH = Path(__file__).resolve().parent / "templates" / "model_card.md"
 
 # Head class suffix -> (pipeline task, Auto class to load it with).
 HEAD_TASKS = {
@@ -53,6 +54,8 @@ _NOT_METRICS = ("runtime", "samples_per_second", "steps_per_second", "epoch", "s
 _METRIC_PREFIXES = ("eval_", "test_", "predict_")
 # Folders the Hub refuses to store (git internals, huggingface_hub's download bookkeeping).
 _SKIPPED_FOLDERS = {".git", ".cache"}
+# Distributions whose versions a model card lists.
+_CARD_FRAMEWORKS = ("sora_hf", "transformers", "torch", "tokenizers", "datasets", "peft", "huggingface_hub")
 
 
 def _as_list(value: str | Sequence[str] | None) -> list[str]:
@@ -205,6 +208,96 @@ def hyperparameters_from_args(args: Any) -> dict[str, Any]:
     return params
 
 
+def _card_inputs(
+    trainer_or_args: Any, output_dir: str | os.PathLike | None, model: Any, log_history: list[dict] | None
+) -> tuple[Any, Any, list[dict], Path]:
+    """The TrainingArguments, model, log history and output folder a card describes, from a Trainer or keywords."""
+    args = getattr(trainer_or_args, "args", trainer_or_args)
+    if args is not None and not hasattr(args, "learning_rate"):
+        raise ValueError(
+            f"write_model_card got {type(trainer_or_args).__name__} as trainer_or_args: pass a transformers "
+            "Trainer, a TrainingArguments, or None with model/log_history/metrics as keywords."
+        )
+    if hasattr(trainer_or_args, "state"):
+        model = model if model is not None else trainer_or_args.model
+        log_history = log_history if log_history is not None else trainer_or_args.state.log_history
+    output_dir = output_dir if output_dir is not None else getattr(args, "output_dir", None)
+    if not output_dir:
+        raise ValueError(
+            "write_model_card needs an output_dir: pass one, or a Trainer/TrainingArguments that has it."
+        )
+    return args, model, list(log_history or []), Path(output_dir)
+
+
+def _template_path(template_path: str | os.PathLike | None) -> Path:
+    """The card template to render: `template_path`, else the one shipped with the package."""
+    if template_path is None:
+        return DEFAULT_TEMPLATE_PATH
+    if not Path(template_path).is_file():
+        raise ValueError(
+            f"No model card template at {template_path}: pass template_path=<a jinja2 markdown file>."
+        )
+    return Path(template_path)
+
+
+def _base_model_id(model: Any) -> str | None:
+    """The Hub repo id `model` was loaded from; None when it came from a local folder or was built from a config."""
+    name_or_path = getattr(getattr(model, "config", None), "_name_or_path", "") or ""
+    # Only a Hub repo id names a base model; a local folder means nothing to a reader of the card.
+    if name_or_path.count("/") == 1 and not Path(name_or_path).exists():
+        return name_or_path
+    return None
+
+
+def _model_index(
+    metrics: dict[str, Any],
+    *,
+    explicit: bool,
+    task: str | None,
+    datasets_: list[str],
+    dataset_ids: list[str],
+    configs: list[str],
+    dataset_split: str | None,
+) -> list[EvalResult] | None:
+    """The card's model-index results; ValueError when metrics were passed that cannot be indexed."""
+    if metrics and (datasets_ or dataset_ids) and task:
+        results = eval_results_from_metrics(
+            metrics,
+            task_type=task,
+            dataset_type=(dataset_ids or datasets_)[0],
+            dataset_name=(datasets_ or dataset_ids)[0],
+            dataset_config=configs[0] if configs else None,
+            dataset_split=dataset_split,
+        )
+        return results or None
+    if explicit and metrics and not (datasets_ or dataset_ids):
+        raise ValueError(
+            "write_model_card got metrics but no dataset: each model-index result names the dataset it was "
+            "measured on, so pass dataset=... (and dataset_tags=... for its Hub id)."
+        )
+    if explicit and metrics:
+        raise ValueError(
+            "write_model_card got metrics but could not tell the task from the model: pass tasks=..., e.g. "
+            "tasks='text-classification'."
+        )
+    return None
+
+
+def _card_sections(args: Any, metrics: dict[str, Any], log_history: list[dict]) -> dict[str, Any]:
+    """The template's results table, hyperparameters, training log table and framework versions."""
+    results_rows = [
+        [_metric_name(k), v]
+        for k, v in metrics.items()
+        if _metric_name(k) and isinstance(v, int | float) and not isinstance(v, bool)
+    ]
+    return {
+        "results_table": markdown_table(["metric", "value"], results_rows) if results_rows else "",
+        "hyperparameters": hyperparameters_from_args(args),
+        "training_table": training_results_table(log_history),
+        "framework_versions": {name: v for name in _CARD_FRAMEWORKS if (v := _version(name)) is not None},
+    }
+
+
 def write_model_card(
     trainer_or_args: Any = None,
     output_dir: str | os.PathLike | None = None,
@@ -233,99 +326,43 @@ def write_model_card(
     `TrainingArguments` (pass `model` and `log_history` yourself). `metrics` (e.g. what `trainer.evaluate()`
     returned) go into the model index; without them the last evaluation in the log is used. The keywords from
     `language` to `dataset_args` mean what they mean in `Trainer.create_model_card`, so a Trainer subclass can
-    forward its keywords: `write_model_card(self, self.args.output_dir, **kwargs)`.
+    forward its keywords: `write_model_card(self, self.args.output_dir, **kwargs)`. `template_path` defaults to
+    the package's own template (`DEFAULT_TEMPLATE_PATH`).
     """
-    args = getattr(trainer_or_args, "args", trainer_or_args)
-    if args is not None and not hasattr(args, "learning_rate"):
-        raise ValueError(
-            f"write_model_card got {type(trainer_or_args).__name__} as trainer_or_args: pass a transformers "
-            "Trainer, a TrainingArguments, or None with model/log_history/metrics as keywords."
-        )
-    if hasattr(trainer_or_args, "state"):
-        model = model if model is not None else trainer_or_args.model
-        log_history = log_history if log_history is not None else trainer_or_args.state.log_history
-    log_history = list(log_history or [])
-    output_dir = output_dir if output_dir is not None else getattr(args, "output_dir", None)
-    if not output_dir:
-        raise ValueError(
-            "write_model_card needs an output_dir: pass one, or a Trainer/TrainingArguments that has it."
-        )
-    output_dir = Path(output_dir)
-    if template_path is not None and not Path(template_path).is_file():
-        raise ValueError(
-            f"No model card template at {template_path}: pass template_path=<a jinja2 markdown file>."
-        )
-    if template_path is None and DEFAULT_TEMPLATE_PATH.is_file():
-        template_path = DEFAULT_TEMPLATE_PATH
-    # Installed from a wheel, model_cards/ is not there: huggingface_hub's default template is used instead.
-
-    hub_model_id = getattr(args, "hub_model_id", None)
-    repo_id = repo_id or hub_model_id or model_name or output_dir.resolve().name
+    args, model, log_history, output_dir = _card_inputs(trainer_or_args, output_dir, model, log_history)
+    template_path = _template_path(template_path)
+    repo_id = repo_id or getattr(args, "hub_model_id", None) or model_name or output_dir.resolve().name
     model_name = model_name or repo_id.split("/")[-1]
-    if finetuned_from is None and model is not None:
-        name_or_path = getattr(getattr(model, "config", None), "_name_or_path", "") or ""
-        # Only a Hub repo id names a base model; a local folder means nothing to a reader of the card.
-        if name_or_path.count("/") == 1 and not Path(name_or_path).exists():
-            finetuned_from = name_or_path
-
-    task_list = _as_list(tasks) or _as_list(infer_task(model))
-    task = task_list[0] if task_list else None
-    datasets_, dataset_ids, configs = _as_list(dataset), _as_list(dataset_tags), _as_list(dataset_args)
-
+    finetuned_from = finetuned_from if finetuned_from is not None else _base_model_id(model)
+    task = (_as_list(tasks) or _as_list(infer_task(model)) or [None])[0]
+    datasets_, dataset_ids = _as_list(dataset), _as_list(dataset_tags)
     explicit_metrics = metrics is not None
     metrics = dict(metrics) if metrics is not None else final_eval_metrics(log_history)
-    eval_results = None
-    if metrics and (datasets_ or dataset_ids) and task:
-        eval_results = (
-            eval_results_from_metrics(
-                metrics,
-                task_type=task,
-                dataset_type=(dataset_ids or datasets_)[0],
-                dataset_name=(datasets_ or dataset_ids)[0],
-                dataset_config=configs[0] if configs else None,
-                dataset_split=dataset_split,
-            )
-            or None
-        )
-    elif explicit_metrics and metrics and not (datasets_ or dataset_ids):
-        raise ValueError(
-            "write_model_card got metrics but no dataset: each model-index result names the dataset it was "
-            "measured on, so pass dataset=... (and dataset_tags=... for its Hub id)."
-        )
-    elif explicit_metrics and metrics:
-        raise ValueError(
-            "write_model_card got metrics but could not tell the task from the model: pass tasks=..., e.g. "
-            "tasks='text-classification'."
-        )
-
-    is_peft = model is not None and hasattr(model, "peft_config")
-    all_tags = list(
-        dict.fromkeys(
-            ["sora", "sora_hf", *_as_list(tags)] + (["generated_from_trainer"] if log_history else [])
-        )
+    eval_results = _model_index(
+        metrics,
+        explicit=explicit_metrics,
+        task=task,
+        datasets_=datasets_,
+        dataset_ids=dataset_ids,
+        configs=_as_list(dataset_args),
+        dataset_split=dataset_split,
     )
+    trainer_tag = ["generated_from_trainer"] if log_history else []
     card_data = ModelCardData(
         language=language,
         license=license or "apache-2.0",
-        library_name="peft" if is_peft else "transformers",
-        tags=all_tags,
+        library_name="peft" if hasattr(model, "peft_config") else "transformers",
+        tags=list(dict.fromkeys(["sora", "sora_hf", *_as_list(tags), *trainer_tag])),
         base_model=finetuned_from,
         datasets=(dataset_ids or datasets_) or None,
         pipeline_tag=task,
         model_name=model_name,
         eval_results=eval_results,
     )
-
-    results_rows = [
-        [_metric_name(k), v]
-        for k, v in metrics.items()
-        if _metric_name(k) and isinstance(v, int | float) and not isinstance(v, bool)
-    ]
     dataset_names = ", ".join(datasets_ or dataset_ids)
-    frameworks = ("sora_hf", "transformers", "torch", "tokenizers", "datasets", "peft", "huggingface_hub")
     card = ModelCard.from_template(
         card_data,
-        template_path=str(template_path) if template_path is not None else None,
+        template_path=str(template_path),
         model_name=model_name,
         repo_id=repo_id,
         model_description=model_description,
@@ -333,11 +370,8 @@ def write_model_card(
         base_model=finetuned_from,
         dataset_names=dataset_names,
         auto_class=TASK_AUTO_CLASSES.get(task, "AutoModel"),
-        results_table=markdown_table(["metric", "value"], results_rows) if results_rows else "",
         eval_dataset=f"the {dataset_split} split of {dataset_names}" if dataset_split else dataset_names,
-        hyperparameters=hyperparameters_from_args(args),
-        training_table=training_results_table(log_history),
-        framework_versions={name: v for name in frameworks if (v := _version(name)) is not None},
+        **_card_sections(args, metrics, log_history),
     )
     output_dir.mkdir(parents=True, exist_ok=True)
     card.save(output_dir / "README.md")
