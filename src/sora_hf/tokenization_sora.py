@@ -358,6 +358,59 @@ def _as_file_list(source) -> list[Path] | None:
     return None
 
 
+def _check_training_settings(vocab_size: int, min_frequency: int, model_max_length: int) -> None:
+    """Refuse a vocabulary size, merge threshold or maximum length that tokenizer training cannot use."""
+    min_vocab_size = BYTE_ALPHABET_SIZE + len(SPECIAL_TOKENS)
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size <= min_vocab_size:
+        raise ValueError(
+            f"vocab_size must be an int above {min_vocab_size} (256 byte symbols + {len(SPECIAL_TOKENS)} special "
+            f"tokens) so that BPE can learn merges; got {vocab_size!r}."
+        )
+    if isinstance(min_frequency, bool) or not isinstance(min_frequency, int) or min_frequency < 1:
+        raise ValueError(
+            f"min_frequency must be an int >= 1 (pairs seen fewer times are not merged); got {min_frequency!r}."
+        )
+    if isinstance(model_max_length, bool) or not isinstance(model_max_length, int) or model_max_length < 2:
+        raise ValueError(
+            f"model_max_length must be an int >= 2 (room for <s> and </s>); got {model_max_length!r}."
+        )
+
+
+def _training_texts(source, text_column: str) -> tuple[Iterable[str], int | None]:
+    """The texts `train_sora_tokenizer` reads from `source`, and their number when known up front."""
+    import datasets  # here, not at the top: it adds ~0.7 s to `import sora_hf`
+
+    if isinstance(source, datasets.DatasetDict | datasets.IterableDatasetDict):
+        raise ValueError(
+            f"train_sora_tokenizer got a DatasetDict with splits {list(source)}: pass one split, e.g. dataset['train']."
+        )
+    if isinstance(source, datasets.Dataset | datasets.IterableDataset):
+        columns = source.column_names or []
+        if text_column not in columns:
+            raise ValueError(
+                f"The dataset has no column {text_column!r} (columns: {columns}): set text_column to the text column."
+            )
+        feature = (source.features or {}).get(text_column)
+        if feature is not None and getattr(feature, "dtype", None) not in ("string", "large_string"):
+            raise ValueError(
+                f"Column {text_column!r} holds {feature}, not strings: set text_column to a text column."
+            )
+        length = len(source) if isinstance(source, datasets.Dataset) else None
+        return _iter_dataset_column(source, text_column), length
+    if isinstance(source, str):
+        raise ValueError(
+            "train_sora_tokenizer got a single string: pass a list of texts, or a list of paths for text files."
+        )
+    if (files := _as_file_list(source)) is not None:
+        return _iter_file_lines(files), None
+    if isinstance(source, Iterable):
+        return source, None
+    raise ValueError(
+        f"train_sora_tokenizer cannot read {type(source).__name__}: pass an iterable of strings, a list of "
+        "text file paths, or a datasets.Dataset."
+    )
+
+
 def train_sora_tokenizer(
     texts_or_files_or_dataset: Iterable[str]
     | list[str | os.PathLike]
@@ -375,56 +428,8 @@ def train_sora_tokenizer(
     a suffix such as `.txt`, `.jsonl`); a missing file then raises `ValueError`. Pass texts as a generator
     (`iter(texts)`) to skip this check.
     """
-    import datasets  # here, not at the top: it adds ~0.7 s to `import sora_hf`
-
-    min_vocab_size = BYTE_ALPHABET_SIZE + len(SPECIAL_TOKENS)
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size <= min_vocab_size:
-        raise ValueError(
-            f"vocab_size must be an int above {min_vocab_size} (256 byte symbols + {len(SPECIAL_TOKENS)} special "
-            f"tokens) so that BPE can learn merges; got {vocab_size!r}."
-        )
-    if isinstance(min_frequency, bool) or not isinstance(min_frequency, int) or min_frequency < 1:
-        raise ValueError(
-            f"min_frequency must be an int >= 1 (pairs seen fewer times are not merged); got {min_frequency!r}."
-        )
-    if isinstance(model_max_length, bool) or not isinstance(model_max_length, int) or model_max_length < 2:
-        raise ValueError(
-            f"model_max_length must be an int >= 2 (room for <s> and </s>); got {model_max_length!r}."
-        )
-
-    source = texts_or_files_or_dataset
-    length = None
-    if isinstance(source, datasets.DatasetDict | datasets.IterableDatasetDict):
-        raise ValueError(
-            f"train_sora_tokenizer got a DatasetDict with splits {list(source)}: pass one split, e.g. dataset['train']."
-        )
-    if isinstance(source, datasets.Dataset | datasets.IterableDataset):
-        columns = source.column_names or []
-        if text_column not in columns:
-            raise ValueError(
-                f"The dataset has no column {text_column!r} (columns: {columns}): set text_column to the text column."
-            )
-        feature = (source.features or {}).get(text_column)
-        if feature is not None and getattr(feature, "dtype", None) not in ("string", "large_string"):
-            raise ValueError(
-                f"Column {text_column!r} holds {feature}, not strings: set text_column to a text column."
-            )
-        texts = _iter_dataset_column(source, text_column)
-        length = len(source) if isinstance(source, datasets.Dataset) else None
-    elif isinstance(source, str):
-        raise ValueError(
-            "train_sora_tokenizer got a single string: pass a list of texts, or a list of paths for text files."
-        )
-    elif (files := _as_file_list(source)) is not None:
-        texts = _iter_file_lines(files)
-    elif isinstance(source, Iterable):
-        texts = source
-    else:
-        raise ValueError(
-            f"train_sora_tokenizer cannot read {type(source).__name__}: pass an iterable of strings, a list of "
-            "text file paths, or a datasets.Dataset."
-        )
-
+    _check_training_settings(vocab_size, min_frequency, model_max_length)
+    texts, length = _training_texts(texts_or_files_or_dataset, text_column)
     batches = _TextBatches(texts)
     try:
         tokenizer = SoraTokenizer(model_max_length=model_max_length).train_new_from_iterator(

@@ -193,6 +193,39 @@ def load_corpus_summary(corpus_dir: str | Path) -> dict:
     return json.loads((Path(corpus_dir) / SUMMARY_FILE).read_text(encoding="utf-8"))
 
 
+def read_documents(names: list[str], max_docs_per_source: int | None) -> dict[str, list[str]]:
+    """The `source` and `text` columns of the named sources' documents, deduplicated across sources."""
+    for name in names:  # fail on a missing package before spending minutes on the others
+        SOURCES[name].check()
+    seen: set[str] = set()
+    columns: dict[str, list[str]] = {"source": [], "text": []}
+    for name in names:
+        documents = read_source(name, max_docs_per_source, seen)
+        columns["source"].extend([name] * len(documents))
+        columns["text"].extend(documents)
+    return columns
+
+
+def split_documents(columns: dict[str, list[str]], names: list[str]) -> DatasetDict:
+    """The documents ordered by hash and split into train and validation by that hash."""
+    info = DatasetInfo(
+        description=f"sora_hf pretraining corpus {CORPUS_VERSION}: {', '.join(names)}",
+        version=CORPUS_VERSION,
+        features=FEATURES,
+    )
+    dataset = Dataset.from_dict(columns, info=info)
+    dataset = dataset.map(_add_hash, batched=True, desc="Hashing documents")
+    with warnings.catch_warnings():  # pyarrow 25 deprecates an option that `Dataset.sort` still passes
+        warnings.simplefilter("ignore", FutureWarning)
+        dataset = dataset.sort("hash")
+    return DatasetDict(
+        train=dataset.filter(_keep_train, input_columns="hash", batched=True, desc="Train split"),
+        validation=dataset.filter(
+            _keep_validation, input_columns="hash", batched=True, desc="Validation split"
+        ),
+    ).remove_columns("hash")
+
+
 def build_corpus(
     output_dir: str | Path | None = None,
     sources: str | Sequence[str] | None = None,
@@ -234,32 +267,7 @@ def build_corpus(
             f"{output_dir} exists and does not hold a corpus: pass an empty or new --output-dir (it is replaced)."
         )
     start = time.perf_counter()
-    for name in names:  # fail on a missing package before spending minutes on the others
-        SOURCES[name].check()
-    seen: set[str] = set()
-    columns: dict[str, list[str]] = {"source": [], "text": []}
-    for name in names:
-        documents = read_source(name, max_docs_per_source, seen)
-        columns["source"].extend([name] * len(documents))
-        columns["text"].extend(documents)
-    del seen
-
-    info = DatasetInfo(
-        description=f"sora_hf pretraining corpus {CORPUS_VERSION}: {', '.join(names)}",
-        version=CORPUS_VERSION,
-        features=FEATURES,
-    )
-    dataset = Dataset.from_dict(columns, info=info)
-    dataset = dataset.map(_add_hash, batched=True, desc="Hashing documents")
-    with warnings.catch_warnings():  # pyarrow 25 deprecates an option that `Dataset.sort` still passes
-        warnings.simplefilter("ignore", FutureWarning)
-        dataset = dataset.sort("hash")
-    corpus = DatasetDict(
-        train=dataset.filter(_keep_train, input_columns="hash", batched=True, desc="Train split"),
-        validation=dataset.filter(
-            _keep_validation, input_columns="hash", batched=True, desc="Validation split"
-        ),
-    ).remove_columns("hash")
+    corpus = split_documents(read_documents(names, max_docs_per_source), names)
     summary = corpus_summary(corpus)
 
     def write(staging: Path) -> None:

@@ -6,6 +6,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -415,13 +416,37 @@ def check_pretraining_arguments(args: PretrainingArguments, training_args: Train
     check_streaming_arguments(args, training_args)
 
 
-def _run_pretraining_locked(args: PretrainingArguments, training_args: TrainingArguments) -> dict:
-    """The body of `run_pretraining`, under the output folder's run lock."""
+@dataclass
+class PretrainingData:
+    """What a pretraining run reads: the corpus, its tokenizer, the training and evaluation sets and their
+    collator class; `eval_chunks` are the held-out packed chunks every run's MLM/NSP metrics read."""
+
+    corpus: Any
+    tokenizer: SoraTokenizer
+    train_dataset: Any
+    eval_dataset: Any
+    eval_chunks: Any
+    collator_class: type = DataCollatorForSoraPretraining
+    sentence_embedding_size: int | None = None
+    token_distillation_size: int | None = None
+
+
+@dataclass
+class PretrainingSetup:
+    """The model a pretraining run trains, its trainer with the throughput callback, and the collator settings."""
+
+    model: SoraForPreTraining
+    trainer: PretrainingTrainer
+    throughput: ThroughputCallback
+    collator_kwargs: dict[str, Any]
+
+
+def prepare_pretraining_data(
+    args: PretrainingArguments, training_args: TrainingArguments, output_dir: Path
+) -> PretrainingData:
+    """Build the corpus, load or train (and save) the tokenizer, and pack the training and held-out chunks."""
     from ..data.corpus import build_corpus
 
-    started = time.time()
-    output_dir = Path(training_args.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     # One process builds (or loads) the corpus, trains the tokenizer and writes the datasets caches; the others wait
     # and then load what it made, so every process holds the same tokenizer.
     with training_args.main_process_first(local=training_args.save_on_each_node, desc="Preparing the corpus"):
@@ -456,35 +481,47 @@ def _run_pretraining_locked(args: PretrainingArguments, training_args: TrainingA
             train_dataset = prepare_pretraining_dataset(
                 corpus["train"], tokenizer, max_length=args.max_length
             )
-    eval_dataset, collator_class = eval_chunks, DataCollatorForSoraPretraining
-    sentence_embedding_size = token_distillation_size = None
-    if args.sentence_teacher:
-        teacher = SentenceTeacher(args.sentence_teacher)
-        sentence_embedding_size = teacher.embedding_size
-        if args.token_distillation:
-            token_distillation_size = teacher.embedding_size
-        targets = {
-            "token_targets": args.token_distillation,
-            "token_teacher_layers": args.token_teacher_layers,
-        }
-        train_texts = select_distillation_texts(
-            corpus["train"], args.sentence_distillation_sources, args.sentence_distillation_other_sentences
-        )
-        eval_texts = select_distillation_texts(
-            corpus["validation"], args.sentence_distillation_sources, args.max_eval_samples
-        )
-        train_dataset = prepare_sentence_distillation_dataset(
-            train_texts, tokenizer, teacher, args.max_length, **targets
-        )
-        eval_dataset = prepare_sentence_distillation_dataset(
-            eval_texts[: args.max_eval_samples], tokenizer, teacher, args.max_length, **targets
-        )
-        collator_class = DataCollatorForSentenceDistillation
-        del teacher
+    return PretrainingData(
+        corpus=corpus,
+        tokenizer=tokenizer,
+        train_dataset=train_dataset,
+        eval_dataset=eval_chunks,
+        eval_chunks=eval_chunks,
+    )
 
+
+def use_sentence_distillation(args: PretrainingArguments, data: PretrainingData) -> None:
+    """Replace `data`'s training and evaluation sets with texts embedded by `--sentence_teacher`."""
+    teacher = SentenceTeacher(args.sentence_teacher)
+    data.sentence_embedding_size = teacher.embedding_size
+    if args.token_distillation:
+        data.token_distillation_size = teacher.embedding_size
+    targets = {
+        "token_targets": args.token_distillation,
+        "token_teacher_layers": args.token_teacher_layers,
+    }
+    train_texts = select_distillation_texts(
+        data.corpus["train"], args.sentence_distillation_sources, args.sentence_distillation_other_sentences
+    )
+    eval_texts = select_distillation_texts(
+        data.corpus["validation"], args.sentence_distillation_sources, args.max_eval_samples
+    )
+    data.train_dataset = prepare_sentence_distillation_dataset(
+        train_texts, data.tokenizer, teacher, args.max_length, **targets
+    )
+    data.eval_dataset = prepare_sentence_distillation_dataset(
+        eval_texts[: args.max_eval_samples], data.tokenizer, teacher, args.max_length, **targets
+    )
+    data.collator_class = DataCollatorForSentenceDistillation
+
+
+def build_pretraining_trainer(
+    args: PretrainingArguments, training_args: TrainingArguments, data: PretrainingData
+) -> PretrainingSetup:
+    """Seed and build the model, its collator and the `PretrainingTrainer` with the time and throughput callbacks."""
     # a new model's initial weights follow --seed (Trainer seeds only after the model exists)
     set_seed(training_args.seed)
-    model = build_model(args, tokenizer, sentence_embedding_size, token_distillation_size)
+    model = build_model(args, data.tokenizer, data.sentence_embedding_size, data.token_distillation_size)
     if args.freeze_encoder:
         freeze_all_but_decoder(model)
     collator_kwargs = dict(
@@ -493,44 +530,68 @@ def _run_pretraining_locked(args: PretrainingArguments, training_args: TrainingA
         nsp_probability=args.nsp_probability,
         denoising=args.denoising and model.model.decoder is not None,
     )
-    collator = collator_class(tokenizer, **collator_kwargs)
+    collator = data.collator_class(data.tokenizer, **collator_kwargs)
     training_args.remove_unused_columns = False  # the collator needs the `sentences` column
     # SoraTrainer adds the loss-curve plot (loss_curve.png) and composes any extra loss terms the arguments ask for.
     callbacks = [TimeBudgetCallback(args.time_budget_minutes)] if args.time_budget_minutes else []
     trainer = PretrainingTrainer(
         model=model,
         args=training_args,
-        train_dataset=train_dataset,
-        eval_dataset=eval_dataset,
+        train_dataset=data.train_dataset,
+        eval_dataset=data.eval_dataset,
         data_collator=collator,
-        processing_class=tokenizer,
+        processing_class=data.tokenizer,
         callbacks=callbacks,
     )
     throughput = ThroughputCallback(trainer, args.throughput_warmup_steps)
     trainer.add_callback(throughput)
+    return PretrainingSetup(model, trainer, throughput, collator_kwargs)
+
+
+def evaluate_pretrained(
+    args: PretrainingArguments,
+    training_args: TrainingArguments,
+    data: PretrainingData,
+    setup: PretrainingSetup,
+) -> dict[str, float]:
+    """Held-out metrics of the trained model, on every head it has (a decoder this run did not train included)."""
+    eval_kwargs = {**setup.collator_kwargs, "denoising": setup.model.model.decoder is not None}
+    eval_collator = DataCollatorForSoraPretraining(data.tokenizer, **eval_kwargs, seed=0)
+    trained = setup.trainer.model
+    metrics = evaluate_pretraining(trained, data.eval_chunks, eval_collator, args=training_args)
+    if args.sentence_teacher:
+        metrics.update(
+            evaluate_sentence_distillation(trained, data.eval_dataset, eval_collator, args=training_args)
+        )
+    return metrics
+
+
+def _run_pretraining_locked(args: PretrainingArguments, training_args: TrainingArguments) -> dict:
+    """The body of `run_pretraining`, under the output folder's run lock."""
+    started = time.time()
+    output_dir = Path(training_args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    data = prepare_pretraining_data(args, training_args, output_dir)
+    if args.sentence_teacher:
+        use_sentence_distillation(args, data)
+    setup = build_pretraining_trainer(args, training_args, data)
+    model, trainer = setup.model, setup.trainer
     # `true` means the newest complete checkpoint (one a killed run left half-written is skipped, and named)
     resume = resolve_resume_checkpoint(output_dir, training_args.resume_from_checkpoint)
     train_result = trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(output_dir)
 
-    # Held-out metrics cover every head the model has, including a decoder this run did not train.
-    eval_kwargs = {**collator_kwargs, "denoising": model.model.decoder is not None}
-    eval_collator = DataCollatorForSoraPretraining(tokenizer, **eval_kwargs, seed=0)
-    metrics = evaluate_pretraining(trainer.model, eval_chunks, eval_collator, args=training_args)
-    if args.sentence_teacher:
-        metrics.update(
-            evaluate_sentence_distillation(trainer.model, eval_dataset, eval_collator, args=training_args)
-        )
-    flops_collator = DataCollatorForSoraPretraining(tokenizer, **collator_kwargs, seed=0)
-    flops_per_token = estimate_flops_per_token(model, eval_chunks, flops_collator)
-    measured = dict(throughput.measured)
+    metrics = evaluate_pretrained(args, training_args, data, setup)
+    flops_collator = DataCollatorForSoraPretraining(data.tokenizer, **setup.collator_kwargs, seed=0)
+    flops_per_token = estimate_flops_per_token(model, data.eval_chunks, flops_collator)
+    measured = dict(setup.throughput.measured)
     if "tokens_per_second" in measured and flops_per_token:
         measured["model_flops_per_second"] = measured["tokens_per_second"] * flops_per_token
     summary = {
         "train_metrics": train_result.metrics,
         "held_out": metrics,
         "steps": trainer.state.global_step,
-        "train_chunks": None if args.streaming else len(train_dataset),
+        "train_chunks": None if args.streaming else len(data.train_dataset),
         "tokens_seen_estimate": trainer.state.global_step
         * training_args.train_batch_size
         * training_args.gradient_accumulation_steps

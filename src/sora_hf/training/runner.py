@@ -12,7 +12,7 @@ import json
 import shutil
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -208,17 +208,24 @@ def run_task(task: str | TaskSpec, args, training_args, command: list[str] | Non
         return _run_task_locked(spec, args, training_args, command)
 
 
-def _run_task_locked(spec: TaskSpec, args, training_args, command: list[str] | None) -> dict:
-    """The body of `run_task`, under the output folder's run lock."""
-    started, cpu_started = time.time(), time.process_time()
-    resume = resume_checkpoint(args, training_args)
-    output_dir = Path(training_args.output_dir)
+@dataclass
+class ModelSetup:
+    """What loading the model leaves beside `run.model`: the teacher, the model's own attention kernel and its
+    parameter counts."""
 
+    teacher: Any
+    teacher_tokenizer: Any
+    attention: str
+    parameter_counts: dict[str, int]
+
+
+def load_task_data(spec: TaskSpec, args, training_args) -> TaskRun:
+    """A new `TaskRun` over the task's dataset, its splits cut to the `max_*_samples` arguments."""
     with training_args.main_process_first(desc=f"{spec.name} data"):
         dataset = spec.load_data(args)
         # the slice's shuffle is a cached indices file: written once, by the main process
         train = training_slice(dataset["train"], args.max_train_samples, training_args.seed)
-    run = TaskRun(
+    return TaskRun(
         spec=spec,
         args=args,
         training_args=training_args,
@@ -228,6 +235,11 @@ def _run_task_locked(spec: TaskSpec, args, training_args, command: list[str] | N
         test=_first(dataset["test"], args.max_test_samples),
         labels=spec.label_names(dataset, args),
     )
+
+
+def load_task_model(run: TaskRun) -> ModelSetup:
+    """Load the processor and the model (new head seeded, layers kept, PEFT applied) into `run`, and the teacher."""
+    spec, args, training_args = run.spec, run.args, run.training_args
     checkpoint = resolve_pretrained_name(args.model_name_or_path)
     run.processor = spec.load_processor(checkpoint, args)
     set_seed(training_args.seed)  # the new head's initial weights
@@ -243,19 +255,45 @@ def _run_task_locked(spec: TaskSpec, args, training_args, command: list[str] | N
         for model in (run.model, teacher):
             model.set_attn_implementation("eager")
     run.model = make_parameter_efficient(run.model, args, task_type=spec.peft_task_type)
-    counts = parameter_counts(run.model)
+    return ModelSetup(teacher, teacher_tokenizer, attention, parameter_counts(run.model))
+
+
+def write_results_and_card(run: TaskRun, results: dict, command: list[str] | None) -> None:
+    """Add the command and arguments to `results`, write the results JSON and the model card, then push."""
+    training_args = run.training_args
+    results["command"] = redacted_command(command)
+    results["arguments"] = asdict(run.args)
+    results["training_arguments"] = {
+        name: getattr(training_args, name)
+        for name in RECORDED_TRAINING_ARGUMENTS
+        if hasattr(training_args, name)
+    }
+    write_text_atomic(run.output_dir / run.spec.results_file, json.dumps(results, indent=2, default=str))
+    card_kwargs = card_arguments(run, results)
+    run.trainer.create_model_card(**card_kwargs)
+    if training_args.push_to_hub:
+        run.trainer.push_to_hub(commit_message="End of training")
+
+
+def _run_task_locked(spec: TaskSpec, args, training_args, command: list[str] | None) -> dict:
+    """The body of `run_task`, under the output folder's run lock."""
+    started, cpu_started = time.time(), time.process_time()
+    resume = resume_checkpoint(args, training_args)
+    output_dir = Path(training_args.output_dir)
+    run = load_task_data(spec, args, training_args)
+    setup = load_task_model(run)
 
     with training_args.main_process_first(desc=f"{spec.name} features"):
         for split in ("train", "validation", "test"):
             run.features[split] = spec.featurize(run, split, getattr(run, split))
-    run.trainer = trainer = build_trainer(run, teacher, teacher_tokenizer)
+    run.trainer = trainer = build_trainer(run, setup.teacher, setup.teacher_tokenizer)
     memory_before = peak_memory_mib()
     train_output = trainer.train(resume_from_checkpoint=resume)
     train_seconds = time.time() - started
     test_metrics, predictions, test_output = spec.score_test(run)
 
     # serve with the attention kernel the model came with (attention matching trained it with eager)
-    trainer.model.set_attn_implementation(attention)
+    trainer.model.set_attn_implementation(setup.attention)
     adapter_saved = save_model(run)
     if not trainer.is_world_process_zero():
         return {"test": test_metrics}
@@ -271,9 +309,9 @@ def _run_task_locked(spec: TaskSpec, args, training_args, command: list[str] | N
         "resumed_from": resume,
         "peak_memory_mib": peak_memory_mib(),
         "peak_memory_before_training_mib": memory_before,
-        **counts,
+        **setup.parameter_counts,
         "split_sizes": {"train": len(run.train), "validation": len(run.validation), "test": len(run.test)},
-        "full_test_size": len(dataset["test"]),
+        "full_test_size": len(run.dataset["test"]),
         "loss_terms": trainer.loss_term_means(),
         "adapter": "adapter/" if adapter_saved else None,
         **spec.extra_results(run, test_output, predictions),
@@ -286,18 +324,7 @@ def _run_task_locked(spec: TaskSpec, args, training_args, command: list[str] | N
     results["wall_seconds"] = time.time() - started
     # CPU seconds of all this process's threads: comparable across runs when other jobs share the machine
     results["cpu_seconds"] = time.process_time() - cpu_started
-    results["command"] = redacted_command(command)
-    results["arguments"] = asdict(args)
-    results["training_arguments"] = {
-        name: getattr(training_args, name)
-        for name in RECORDED_TRAINING_ARGUMENTS
-        if hasattr(training_args, name)
-    }
-    write_text_atomic(output_dir / spec.results_file, json.dumps(results, indent=2, default=str))
-    card_kwargs = card_arguments(run, results)
-    trainer.create_model_card(**card_kwargs)
-    if training_args.push_to_hub:
-        trainer.push_to_hub(commit_message="End of training")
+    write_results_and_card(run, results, command)
     return results
 
 
