@@ -6,14 +6,20 @@ from pathlib import Path
 
 import pytest
 
+TESTS_DIR = Path(__file__).resolve().parent
+REPO_ROOT = TESTS_DIR.parent
+# the scripts that tests run in subprocesses (`accelerate launch`, kill points)
+SCRIPTS_DIR = TESTS_DIR / "scripts"
+FIXTURES_DIR = TESTS_DIR / "fixtures"
+
 # the example scripts' shared modules (comparison drivers) import as they do when a script runs
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+sys.path.insert(0, str(REPO_ROOT / "examples"))
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
-# ---- Local Hub server (owner: tests/test_hub*.py) ---------------------------------------------------------
+# ---- Local Hub server (owner: tests/hub/) -------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +86,32 @@ TEXTS = [
 BATCH = ["the cat", "a dog ran in the park", "the bird sang a song in the tree on the mat"]
 
 
-# ---- Tiny Sora checkpoints (owner: the test modules that build one: runner, run_*, hub, push filter) ----
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    """A BPE tokenizer (300 tokens) trained on `TEXTS`, shared by the session: tests only read it."""
+    from sora_hf import train_sora_tokenizer
+
+    return train_sora_tokenizer(iter(TEXTS), vocab_size=300, min_frequency=1)
+
+
+def tiny_encoder_decoder_config(tokenizer, **overrides):
+    """A tiny encoder-decoder `SoraConfig` (hidden 32, 2 + 1 layers, 64 positions) sized for `tokenizer`."""
+    from sora_hf import SoraConfig
+
+    settings = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        decoder_layers=1,
+        is_encoder_decoder=True,
+        max_position_embeddings=64,
+    )
+    return SoraConfig(**{**settings, **overrides})
+
+
+# ---- Tiny Sora checkpoints (owner: the test modules that build one: training/runner, hub, ...) -------------
 
 
 def save_tiny_sora(folder, texts, *, vocab_size=600, min_frequency=2, model_class=None, **config) -> str:
@@ -101,3 +132,29 @@ def save_tiny_sora(folder, texts, *, vocab_size=600, min_frequency=2, model_clas
     (model_class or SoraForPreTraining)(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
+
+
+@pytest.fixture(scope="session")
+def sentiment_checkpoint(tmp_path_factory) -> str:
+    """A tiny pretraining Sora with a tokenizer (300 tokens) trained on 400 sentiment texts; tests only read it."""
+    from sora_hf.data.tasks import load_task_dataset
+
+    texts = load_task_dataset("sentiment")["train"].select(range(400))["text"]
+    return save_tiny_sora(tmp_path_factory.mktemp("tiny-sora-sentiment"), texts, vocab_size=300)
+
+
+def save_tiny_classifier(folder, texts) -> Path:
+    """Save a tiny two-label `SoraForSequenceClassification` (64 positions) and a tokenizer (300 tokens) trained on
+    `texts` in `folder`."""
+    from sora_hf import SoraForSequenceClassification
+
+    save_tiny_sora(
+        folder,
+        texts,
+        vocab_size=300,
+        min_frequency=1,
+        model_class=SoraForSequenceClassification,
+        max_position_embeddings=64,
+        num_labels=2,
+    )
+    return Path(folder)

@@ -1,7 +1,7 @@
 """Train a tiny Sora classifier with each adversarial method through SoraTrainer and save the final parameters and
 the logged adversarial loss of every step.
 
-Run by tests/test_adversarial_ddp.py (DDP) and tests/test_fsdp.py (FSDP2) twice: under `accelerate launch` with two
+Run by tests/training/distributed/test_adversarial_ddp.py (DDP) and tests/training/distributed/test_fsdp.py (FSDP2) twice: under `accelerate launch` with two
 CPU processes over gloo, each a half batch, and as one plain process with the whole batch; the saved tensors must
 agree.
 

@@ -1,5 +1,5 @@
 """Under `accelerate launch --config_file examples/accelerate/deepspeed_zero{2,3}.yaml` with CPU processes (gloo,
-DeepSpeed's CPU accelerator; tests/test_deepspeed.py): the distillation run of distill_ddp.py, then what happens to
+DeepSpeed's CPU accelerator; tests/training/distributed/test_deepspeed.py): the distillation run of distill_ddp.py, then what happens to
 a teacher and to the adversarial terms under DeepSpeed.
 
 Rank 0 writes the trained tensors to --output and the checks to <output>.json.

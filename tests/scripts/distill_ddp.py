@@ -70,7 +70,7 @@ def distill(output_dir: str, max_steps: int = 3, save_steps: int | None = None, 
         logging_steps=1,
         report_to=[],
         # DeepSpeed takes CPU processes through gloo (accelerate ignores it under use_cpu); the rest through use_cpu
-        # unless SORA_TEST_CUDA=1 (tests/test_fsdp.py's GPU check)
+        # unless SORA_TEST_CUDA=1 (tests/training/distributed/test_fsdp.py's GPU check)
         use_cpu=os.environ.get("ACCELERATE_USE_DEEPSPEED") != "true"
         and os.environ.get("SORA_TEST_CUDA") != "1",
         ddp_backend="gloo" if world_size > 1 else None,

@@ -1,7 +1,7 @@
 """Streaming pretraining in every process of an `accelerate launch`: an uninterrupted run, a run stopped right after
 its checkpoint, and that run resumed; then `run_pretraining --streaming` itself, tokenizer training included.
 
-Run by tests/test_pretraining_scale.py under `accelerate launch --multi_gpu --num_processes 2` (two CPU processes,
+Run by tests/training/test_pretraining_scale.py under `accelerate launch --multi_gpu --num_processes 2` (two CPU processes,
 gloo). The main process writes one JSON file: per run and process, a digest of every chunk of every batch training
 consumed (in order), and the logged losses.
 

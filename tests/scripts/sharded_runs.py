@@ -1,6 +1,6 @@
 """The adversarial runs, a seq2seq run with FGM (tied embeddings), a checkpointed distillation run, then that
 distillation resumed from its step-2 checkpoint: under `accelerate launch --config_file examples/accelerate/fsdp.yaml`
-(tests/test_fsdp.py) or alone.
+(tests/training/distributed/test_fsdp.py) or alone.
 
 Every tensor (parameters, logged loss terms per step) goes to --output from rank 0, prefixed `adversarial.`,
 `seq2seq.`, `distill.` or `resumed.`; the distillation's checkpoints stay in `<output folder>/distill/`.

@@ -1,4 +1,4 @@
-"""One tiny real SoraTrainer run per tracker (tests/test_trackers.py): FGM + a distillation teacher, robustness eval.
+"""One tiny real SoraTrainer run per tracker (tests/training/test_trackers.py): FGM + a distillation teacher, robustness eval.
 
     python tests/scripts/tracker_runs.py OUT_DIR tensorboard trackio wandb
 
