@@ -34,6 +34,18 @@ def resolve_pretrained_name(name_or_path: str | os.PathLike) -> str | os.PathLik
     return name_or_path
 
 
+class PackagedNameMixin:
+    """`from_pretrained` for every Sora class (config, models, tokenizer, processors): the name `sora` means the
+    packaged checkpoint. The one place the name is resolved; the Auto classes do not know it (see
+    `packaged_name_hint`)."""
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        return super().from_pretrained(
+            resolve_pretrained_name(pretrained_model_name_or_path), *args, **kwargs
+        )
+
+
 def safetensors_problem(path: str | os.PathLike) -> str | None:
     """What is wrong with a `.safetensors` file (truncated header or data, bad JSON), or None when it opens."""
     try:

@@ -18,17 +18,17 @@ from transformers import (
 from .configuration_sora import SoraAudioConfig, SoraConfig, SoraVisionConfig
 from .feature_extraction_sora import SoraFeatureExtractor
 from .image_processing_sora import SoraImageProcessor
-from .modeling_sora import (
-    SoraAudioModel,
-    SoraForConditionalGeneration,
+from .modeling_sora import SoraModel
+from .modeling_sora_audio import SoraAudioModel
+from .modeling_sora_generation import SoraForConditionalGeneration
+from .modeling_sora_heads import (
     SoraForMaskedLM,
-    SoraForPreTraining,
     SoraForQuestionAnswering,
     SoraForSequenceClassification,
     SoraForTokenClassification,
-    SoraModel,
-    SoraVisionModel,
 )
+from .modeling_sora_pretraining import SoraForPreTraining
+from .modeling_sora_vision import SoraVisionModel
 from .peft_defaults import register_peft_defaults
 from .pipelines import register_sora_pipelines
 from .processing_sora import SoraProcessor

@@ -22,7 +22,7 @@ from transformers import AutoConfig, PreTrainedModel
 from transformers.pipelines import PIPELINE_REGISTRY, ZeroShotClassificationPipeline
 from transformers.pipelines.base import Pipeline
 
-from .modeling_sora import SoraForPreTraining
+from .modeling_sora_pretraining import SoraForPreTraining
 
 TASK = "zero-shot-classification"
 DEFAULT_HYPOTHESIS_TEMPLATE = "This text is about {}."

@@ -17,7 +17,7 @@ from ...data.tasks.spoken_commands import read_audio
 from ...errors import UserInputError
 from ...feature_extraction_sora import SoraFeatureExtractor
 from ...image_processing_sora import SoraImageProcessor
-from ...modeling_sora import SoraForSequenceClassification
+from ...modeling_sora_heads import SoraForSequenceClassification
 from ...packaged import resolve_pretrained_name
 from ...processing_sora import SoraProcessor
 from ...tokenization_sora import SoraTokenizer
