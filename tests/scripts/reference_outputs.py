@@ -241,7 +241,9 @@ def sora_model(model_class, name: str, folder: Path, save: bool):
     elif weights_file.exists():
         reference = load_file(weights_file)
         if set(new) != set(reference) or any(not torch.equal(new[key], reference[key]) for key in reference):
-            raise AssertionError(f"{name}: the new head's weights drawn after manual_seed(0) differ from the reference")
+            raise AssertionError(
+                f"{name}: the new head's weights drawn after manual_seed(0) differ from the reference"
+            )
     return model
 
 
@@ -300,8 +302,12 @@ def main() -> int:
             # The same seed draws the same weights: the modules are created in the same order as before.
             drawn = half_state(model)
             if set(drawn) != set(state) or any(not torch.equal(drawn[key], state[key]) for key in state):
-                failures.append(f"{name}: a fresh model drawn after manual_seed(0) differs from the reference")
-            state = {key: value.float() if value.is_floating_point() else value for key, value in state.items()}
+                failures.append(
+                    f"{name}: a fresh model drawn after manual_seed(0) differs from the reference"
+                )
+            state = {
+                key: value.float() if value.is_floating_point() else value for key, value in state.items()
+            }
             missing, unexpected = model.load_state_dict(state, strict=False)
             if missing or unexpected:
                 failures.append(f"{name}: missing {missing}, unexpected {unexpected}")
