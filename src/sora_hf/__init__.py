@@ -7,18 +7,17 @@ from .configuration_sora import SoraAudioConfig, SoraConfig, SoraVisionConfig
 from .feature_extraction_sora import SoraFeatureExtractor
 from .image_processing_sora import SoraImageProcessor
 from .layer_freezing import train_only_top_layers
-from .modeling_sora import (
-    SoraAudioModel,
-    SoraForConditionalGeneration,
+from .modeling_sora import SoraModel, SoraPreTrainedModel
+from .modeling_sora_audio import SoraAudioModel
+from .modeling_sora_generation import SoraForConditionalGeneration
+from .modeling_sora_heads import (
     SoraForMaskedLM,
-    SoraForPreTraining,
     SoraForQuestionAnswering,
     SoraForSequenceClassification,
     SoraForTokenClassification,
-    SoraModel,
-    SoraPreTrainedModel,
-    SoraVisionModel,
 )
+from .modeling_sora_pretraining import SoraForPreTraining
+from .modeling_sora_vision import SoraVisionModel
 from .packaged import packaged_checkpoint_path
 from .processing_sora import SoraProcessor
 from .registration import register_sora

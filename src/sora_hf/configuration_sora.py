@@ -12,7 +12,7 @@ from transformers.activations import ACT2FN
 from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
 
 from .errors import ConfigFieldTypeError
-from .packaged import resolve_pretrained_name
+from .packaged import PackagedNameMixin
 
 SIZE_FIELDS = (
     "vocab_size",
@@ -67,7 +67,13 @@ def checked_on_assignment(cls: type) -> type:
     strict_setattr = cls.__setattr__
     # Fields the class declares, plus `id2label` (what `num_labels` sets); transformers' own attributes
     # (`dtype`, `_attn_implementation`, `architectures`, ...) are set freely.
-    watched = set(cls.__annotations__) | {"id2label"}
+    watched = {
+        name
+        for klass in cls.__mro__
+        if issubclass(klass, CheckedConfigMixin)
+        for name in vars(klass).get("__annotations__", {})
+    }
+    watched.add("id2label")
 
     def __setattr__(self, name: str, value: Any) -> None:
         name = cls.attribute_map.get(name, name)
@@ -159,7 +165,37 @@ def _check_tower(config: PreTrainedConfig, fields: tuple[str, ...]) -> None:
 
 @checked_on_assignment
 @strict
-class SoraVisionConfig(CheckedConfigMixin, PreTrainedConfig):
+class SoraTowerConfig(CheckedConfigMixin, PreTrainedConfig):
+    r"""
+    The fields Sora's image and audio towers share: the size and regularisation of their pre-LayerNorm Transformer
+    layers (`num_hidden_layers=0`: embeddings only). Not used alone: see `SoraVisionConfig` and `SoraAudioConfig`.
+    """
+
+    hidden_size: int = 128
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    intermediate_size: int = 512
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float | int = 0.1
+    attention_probs_dropout_prob: float | int = 0.1
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+
+    # Fields that must be positive integers (the subclasses add theirs).
+    positive_fields = ("hidden_size", "num_attention_heads", "intermediate_size")
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        self.check()
+
+    def validate_architecture(self):
+        """Raise `ValueError` naming the field when a size, probability or activation is invalid."""
+        _check_tower(self, self.positive_fields)
+
+
+@checked_on_assignment
+@strict
+class SoraVisionConfig(SoraTowerConfig):
     r"""
     Configuration of Sora's vision tower: ViT-style patch embeddings, learned patch positions and
     `num_hidden_layers` pre-LayerNorm Transformer layers (0 = patch embeddings only).
@@ -181,38 +217,16 @@ class SoraVisionConfig(CheckedConfigMixin, PreTrainedConfig):
 
     model_type = "sora_vision"
     base_config_key = "vision_config"
+    positive_fields = (*SoraTowerConfig.positive_fields, "image_size", "patch_size", "num_channels")
 
-    hidden_size: int = 128
-    num_hidden_layers: int = 2
-    num_attention_heads: int = 4
-    intermediate_size: int = 512
-    hidden_act: str = "gelu"
-    hidden_dropout_prob: float | int = 0.1
-    attention_probs_dropout_prob: float | int = 0.1
-    initializer_range: float = 0.02
-    layer_norm_eps: float = 1e-12
     image_size: int = 64
     patch_size: int = 8
     num_channels: int = 3
     patch_embedding_type: str = "linear"
 
-    def __post_init__(self, **kwargs):
-        super().__post_init__(**kwargs)
-        self.check()
-
     def validate_architecture(self):
         """Raise `ValueError` naming the field when a size, probability, activation or patch setting is invalid."""
-        _check_tower(
-            self,
-            (
-                "hidden_size",
-                "num_attention_heads",
-                "intermediate_size",
-                "image_size",
-                "patch_size",
-                "num_channels",
-            ),
-        )
+        super().validate_architecture()
         if self.image_size % self.patch_size != 0:
             raise ValueError(
                 f"SoraVisionConfig.image_size ({self.image_size}) must be a multiple of patch_size "
@@ -240,7 +254,7 @@ class SoraVisionConfig(CheckedConfigMixin, PreTrainedConfig):
 
 @checked_on_assignment
 @strict
-class SoraAudioConfig(CheckedConfigMixin, PreTrainedConfig):
+class SoraAudioConfig(SoraTowerConfig):
     r"""
     Configuration of Sora's audio tower: log-mel frames (`num_mel_bins` x frames, from `SoraFeatureExtractor`),
     two stride-2 1-D convolutions (4x fewer frames), learned positions and `num_hidden_layers` pre-LayerNorm
@@ -256,40 +270,15 @@ class SoraAudioConfig(CheckedConfigMixin, PreTrainedConfig):
 
     model_type = "sora_audio"
     base_config_key = "audio_config"
+    positive_fields = (*SoraTowerConfig.positive_fields, "num_mel_bins", "max_source_positions")
 
-    hidden_size: int = 128
-    num_hidden_layers: int = 2
-    num_attention_heads: int = 4
-    intermediate_size: int = 512
-    hidden_act: str = "gelu"
-    hidden_dropout_prob: float | int = 0.1
-    attention_probs_dropout_prob: float | int = 0.1
-    initializer_range: float = 0.02
-    layer_norm_eps: float = 1e-12
     num_mel_bins: int = 64
     max_source_positions: int = 512
-
-    def __post_init__(self, **kwargs):
-        super().__post_init__(**kwargs)
-        self.check()
-
-    def validate_architecture(self):
-        """Raise `ValueError` naming the field when a size, probability or activation is invalid."""
-        _check_tower(
-            self,
-            (
-                "hidden_size",
-                "num_attention_heads",
-                "intermediate_size",
-                "num_mel_bins",
-                "max_source_positions",
-            ),
-        )
 
 
 @checked_on_assignment
 @strict
-class SoraConfig(CheckedConfigMixin, PreTrainedConfig):
+class SoraConfig(PackagedNameMixin, CheckedConfigMixin, PreTrainedConfig):
     r"""
     Configuration of a Sora model: a pre-LayerNorm Transformer encoder with an optional causal decoder.
 
@@ -382,13 +371,6 @@ class SoraConfig(CheckedConfigMixin, PreTrainedConfig):
         if name in type(self).sub_configs_defaults and isinstance(value, dict):
             value = type(self).sub_configs_defaults[name].config_class(**value)
         super().__setattr__(name, value)
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs) -> "SoraConfig":
-        """Load a config; the name `sora` means the packaged checkpoint."""
-        return super().from_pretrained(
-            resolve_pretrained_name(pretrained_model_name_or_path), *args, **kwargs
-        )
 
     @classmethod
     def from_dict(cls, config_dict: dict[str, Any], **kwargs) -> "SoraConfig":
@@ -485,4 +467,4 @@ class SoraConfig(CheckedConfigMixin, PreTrainedConfig):
                     )
 
 
-__all__ = ["SoraAudioConfig", "SoraConfig", "SoraVisionConfig"]
+__all__ = ["SoraAudioConfig", "SoraConfig", "SoraTowerConfig", "SoraVisionConfig"]

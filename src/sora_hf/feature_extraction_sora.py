@@ -11,6 +11,8 @@ from transformers.feature_extraction_sequence_utils import SequenceFeatureExtrac
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.utils import PaddingStrategy, TensorType, is_torch_tensor, logging
 
+from .packaged import PackagedNameMixin
+
 logger = logging.get_logger(__name__)
 
 # A 2-D array with at most this many columns (and more rows) is one clip with its channels last (7.1 surround: 8).
@@ -31,7 +33,7 @@ def resample_audio(waveform: np.ndarray, orig_rate: int, target_rate: int) -> np
     return resample_poly(waveform, target_rate // divisor, orig_rate // divisor).astype(np.float32)
 
 
-class SoraFeatureExtractor(SequenceFeatureExtractor):
+class SoraFeatureExtractor(PackagedNameMixin, SequenceFeatureExtractor):
     r"""
     Turns mono audio into the `input_features` (`(batch, feature_size, frames)`) and `feature_attention_mask`
     (`(batch, frames)`) of Sora's audio tower.

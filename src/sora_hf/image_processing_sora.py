@@ -8,8 +8,10 @@ from transformers.image_utils import ChannelDimension, ImageInput, PILImageResam
 from transformers.processing_utils import ImagesKwargs, Unpack
 from transformers.utils import TensorType
 
+from .packaged import PackagedNameMixin
 
-class SoraImageProcessor(PilBackend):
+
+class SoraImageProcessor(PackagedNameMixin, PilBackend):
     r"""
     Turns images into the `pixel_values` of Sora's vision tower: `(batch, 3, 64, 64)` floats by default.
 

@@ -1,7 +1,9 @@
 """Checkpoints that ship inside the package, and how the name `sora` resolves to them."""
 
+import functools
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from huggingface_hub import try_to_load_from_cache
@@ -32,6 +34,64 @@ def resolve_pretrained_name(name_or_path: str | os.PathLike) -> str | os.PathLik
     ):
         return packaged_checkpoint_path(name_or_path)
     return name_or_path
+
+
+class PackagedNameMixin:
+    """`from_pretrained` for every Sora class (config, models, tokenizer, processors): the name `sora` means the
+    packaged checkpoint. The one place the name is resolved; the Auto classes do not know it (see
+    `packaged_name_hint`)."""
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        return super().from_pretrained(
+            resolve_pretrained_name(pretrained_model_name_or_path), *args, **kwargs
+        )
+
+
+def packaged_name_message(name: str) -> str:
+    """What to pass instead, when an Auto class or `pipeline()` is given the name of a packaged checkpoint."""
+    return (
+        f"{name!r} is the checkpoint that ships inside sora_hf; the Auto classes and pipeline() look names up on "
+        f"the Hub and cannot find it. Pass its folder, sora_hf.packaged_checkpoint_path({name!r}) (e.g. "
+        f"pipeline('fill-mask', model=sora_hf.packaged_checkpoint_path({name!r}))), or load it with a Sora class, "
+        f"which knows the name (SoraForMaskedLM.from_pretrained({name!r}))."
+    )
+
+
+def install_packaged_name_message() -> None:
+    """Make `from_pretrained('sora')` on an Auto class (AutoConfig is the first step of every AutoModel class and of
+    `pipeline()`) fail saying where the packaged checkpoint is, instead of "We couldn't connect to
+    'https://huggingface.co'". Only the error changes: transformers has no hook to resolve a name, and patching its
+    lookup would change it for every model."""
+    import transformers
+
+    for auto_class in (
+        transformers.AutoConfig,
+        transformers.AutoTokenizer,
+        transformers.AutoProcessor,
+        transformers.AutoImageProcessor,
+        transformers.AutoFeatureExtractor,
+    ):
+        lookup = auto_class.from_pretrained.__func__
+        if not getattr(lookup, "names_packaged_checkpoints", False):
+            auto_class.from_pretrained = classmethod(_with_packaged_name_message(lookup))
+
+
+def _with_packaged_name_message(lookup: Callable) -> Callable:
+    """`lookup` (an Auto class's `from_pretrained`), its `OSError` for a packaged name replaced by the hint."""
+
+    @functools.wraps(lookup)
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        try:
+            return lookup(cls, pretrained_model_name_or_path, *args, **kwargs)
+        except OSError as error:
+            name = pretrained_model_name_or_path
+            if not isinstance(name, str) or name not in PACKAGED_CHECKPOINTS or os.path.isdir(name):
+                raise
+            raise OSError(packaged_name_message(name)) from error
+
+    from_pretrained.names_packaged_checkpoints = True
+    return from_pretrained
 
 
 def safetensors_problem(path: str | os.PathLike) -> str | None:

@@ -29,6 +29,7 @@ from transformers.pipelines import (
 from transformers.pipelines.base import ChunkPipeline, Pipeline
 from transformers.utils import ModelOutput
 
+from .modeling_sora import SoraModel
 from .zero_shot import register_zero_shot_pipeline
 
 DEFAULT_MAX_SEQ_LEN = 384
@@ -498,11 +499,18 @@ class CheckedTextClassificationPipeline(TextClassificationPipeline):
 
 
 class CheckedFeatureExtractionPipeline(FeatureExtractionPipeline):
-    """transformers' feature-extraction pipeline, with an empty list of texts refused by name."""
+    """transformers' feature-extraction pipeline, with an empty list of texts refused by name. A Sora
+    encoder-decoder (the packaged `sora`) gives its encoder's states, one vector per input token: its decoder would
+    read the input shifted right, a reconstruction rather than features of the text."""
 
     def __call__(self, *args, **kwargs):
         check_not_empty(self.task, args[0] if args else kwargs.get("inputs"))
         return super().__call__(*args, **kwargs)
+
+    def _forward(self, model_inputs: dict) -> Any:
+        if isinstance(self.model, SoraModel) and self.model.decoder is not None:
+            return self.model.encoder(**model_inputs)
+        return super()._forward(model_inputs)
 
 
 # transformers' own pipelines for the tasks Sora serves, with input checks added; valid input runs unchanged.

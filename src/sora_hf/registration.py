@@ -18,17 +18,18 @@ from transformers import (
 from .configuration_sora import SoraAudioConfig, SoraConfig, SoraVisionConfig
 from .feature_extraction_sora import SoraFeatureExtractor
 from .image_processing_sora import SoraImageProcessor
-from .modeling_sora import (
-    SoraAudioModel,
-    SoraForConditionalGeneration,
+from .modeling_sora import SoraModel
+from .modeling_sora_audio import SoraAudioModel
+from .modeling_sora_generation import SoraForConditionalGeneration
+from .modeling_sora_heads import (
     SoraForMaskedLM,
-    SoraForPreTraining,
     SoraForQuestionAnswering,
     SoraForSequenceClassification,
     SoraForTokenClassification,
-    SoraModel,
-    SoraVisionModel,
 )
+from .modeling_sora_pretraining import SoraForPreTraining
+from .modeling_sora_vision import SoraVisionModel
+from .packaged import install_packaged_name_message
 from .peft_defaults import register_peft_defaults
 from .pipelines import register_sora_pipelines
 from .processing_sora import SoraProcessor
@@ -65,3 +66,4 @@ def register_sora() -> None:
     register_peft_defaults()
     register_sora_pipelines()
     register_int8_quantizer()  # config.json `quant_method: sora_int8` loads as int8 layers
+    install_packaged_name_message()

@@ -27,7 +27,8 @@ import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
-from .modeling_sora import SoraForPreTraining, SoraModel
+from .modeling_sora import SoraModel
+from .modeling_sora_pretraining import SoraForPreTraining
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

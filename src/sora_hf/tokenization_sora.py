@@ -13,7 +13,7 @@ from transformers.tokenization_utils_base import BatchEncoding
 from transformers.tokenization_utils_tokenizers import TokenizersBackend
 from transformers.utils import logging
 
-from .packaged import resolve_pretrained_name
+from .packaged import PackagedNameMixin
 
 if TYPE_CHECKING:
     import datasets
@@ -67,7 +67,7 @@ def _find_surrogate(value, where: str) -> tuple[str, int, str] | None:
     return None
 
 
-class SoraTokenizer(TokenizersBackend):
+class SoraTokenizer(PackagedNameMixin, TokenizersBackend):
     r"""
     Construct a Sora tokenizer: byte-level BPE (backed by 🤗 tokenizers), so any Unicode text encodes without an
     unknown token and decodes back to exactly the same string.
@@ -127,13 +127,6 @@ class SoraTokenizer(TokenizersBackend):
     vocab_files_names = VOCAB_FILES_NAMES
     model_input_names = ["input_ids", "token_type_ids", "attention_mask"]
     model = BPE
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs) -> SoraTokenizer:
-        """Load a tokenizer; the name `sora` means the packaged checkpoint."""
-        return super().from_pretrained(
-            resolve_pretrained_name(pretrained_model_name_or_path), *args, **kwargs
-        )
 
     @classmethod
     def _from_pretrained(cls, resolved_vocab_files, pretrained_model_name_or_path, *args, **kwargs):

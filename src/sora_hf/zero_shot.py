@@ -22,7 +22,7 @@ from transformers import AutoConfig, PreTrainedModel
 from transformers.pipelines import PIPELINE_REGISTRY, ZeroShotClassificationPipeline
 from transformers.pipelines.base import Pipeline
 
-from .modeling_sora import SoraForPreTraining
+from .modeling_sora_pretraining import SoraForPreTraining
 
 TASK = "zero-shot-classification"
 DEFAULT_HYPOTHESIS_TEMPLATE = "This text is about {}."
@@ -92,9 +92,8 @@ def has_sentence_space(model: Any) -> bool:
 
 def sentence_embeddings(model: SoraForPreTraining, input_ids, attention_mask, **inputs) -> torch.Tensor:
     """Sora's sentence embeddings (encoder → pooler → sentence head), without the pretraining heads' logits."""
-    outputs = model.model.encoder(input_ids=input_ids, attention_mask=attention_mask, **inputs)
-    mask = outputs.attention_mask if getattr(outputs, "attention_mask", None) is not None else attention_mask
-    return model.sentence_embedding_head(model.pooler(outputs.last_hidden_state, mask))
+    outputs = model.model.encoder(input_ids, attention_mask, **inputs)
+    return model.sentence_embedding_head(model.pooler(outputs.last_hidden_state, outputs))
 
 
 class SoraSentenceEncoderLoader:

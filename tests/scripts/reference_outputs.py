@@ -239,7 +239,11 @@ def sora_model(model_class, name: str, folder: Path, save: bool):
         if new:
             save_file(new, weights_file)
     elif weights_file.exists():
-        model.load_state_dict(load_file(weights_file), strict=False)
+        reference = load_file(weights_file)
+        if set(new) != set(reference) or any(not torch.equal(new[key], reference[key]) for key in reference):
+            raise AssertionError(
+                f"{name}: the new head's weights drawn after manual_seed(0) differ from the reference"
+            )
     return model
 
 
@@ -294,12 +298,17 @@ def main() -> int:
         if command == "save":
             round_to_half(model)
         else:
+            state = load_file(folder / f"{name}.weights.safetensors")
+            # The same seed draws the same weights: the modules are created in the same order as before.
+            drawn = half_state(model)
+            if set(drawn) != set(state) or any(not torch.equal(drawn[key], state[key]) for key in state):
+                failures.append(
+                    f"{name}: a fresh model drawn after manual_seed(0) differs from the reference"
+                )
             state = {
-                k: v.float() if v.is_floating_point() else v
-                for k, v in load_file(folder / f"{name}.weights.safetensors").items()
+                key: value.float() if value.is_floating_point() else value for key, value in state.items()
             }
             missing, unexpected = model.load_state_dict(state, strict=False)
-            # buffers that are not saved (none today) aside, every parameter must come from the reference
             if missing or unexpected:
                 failures.append(f"{name}: missing {missing}, unexpected {unexpected}")
                 continue

@@ -15,7 +15,7 @@ from transformers import TrainerCallback, TrainingArguments, set_seed
 from ..atomic_files import write_text_atomic
 from ..configuration_sora import SoraConfig
 from ..errors import UserInputError
-from ..modeling_sora import SoraForPreTraining
+from ..modeling_sora_pretraining import SoraForPreTraining
 from ..tokenization_sora import SoraTokenizer, train_sora_tokenizer
 from .checkpoints import output_dir_lock, resolve_resume_checkpoint
 from .collators import DataCollatorForSentenceDistillation, DataCollatorForSoraPretraining

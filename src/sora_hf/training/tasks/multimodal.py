@@ -12,13 +12,13 @@ import torch
 from torch.utils.data import WeightedRandomSampler
 from transformers import AutoConfig
 
+from ...configuration_sora import SoraConfig
 from ...data.tasks import load_task_dataset
 from ...data.tasks.spoken_commands import read_audio
 from ...errors import UserInputError
 from ...feature_extraction_sora import SoraFeatureExtractor
 from ...image_processing_sora import SoraImageProcessor
-from ...modeling_sora import SoraForSequenceClassification
-from ...packaged import resolve_pretrained_name
+from ...modeling_sora_heads import SoraForSequenceClassification
 from ...processing_sora import SoraProcessor
 from ...tokenization_sora import SoraTokenizer
 from ..trainer import SoraTrainer
@@ -129,7 +129,7 @@ def check_arguments(args: MultimodalArguments) -> tuple[str, str]:
 
 def build_processor(args: MultimodalArguments) -> SoraProcessor:
     """Tokenizer, image processor and feature extractor sized for the run's towers."""
-    tokenizer = SoraTokenizer.from_pretrained(resolve_pretrained_name(args.tokenizer_name))
+    tokenizer = SoraTokenizer.from_pretrained(args.tokenizer_name)
     image_processor = SoraImageProcessor(size={"height": args.image_size, "width": args.image_size})
     return SoraProcessor(image_processor, SoraFeatureExtractor(feature_size=args.num_mel_bins), tokenizer)
 
@@ -160,12 +160,12 @@ def build_model(args: MultimodalArguments, media: str, labels: list[str], vocab_
         label2id={n: i for i, n in enumerate(labels)},
     )
     if args.model_name_or_path:
-        checkpoint = resolve_pretrained_name(args.model_name_or_path)
+        checkpoint = args.model_name_or_path
         options = dict(
             **media_config, **label_maps, fusion_layer=args.fusion_layer, fusion_pooling=args.fusion_pooling
         )
         if args.from_scratch:  # the checkpoint's text config with random weights: the no-pretraining control
-            return SoraForSequenceClassification(AutoConfig.from_pretrained(checkpoint, **options))
+            return SoraForSequenceClassification(SoraConfig.from_pretrained(checkpoint, **options))
         return SoraForSequenceClassification.from_pretrained(checkpoint, **options)
     if args.from_scratch:
         raise UserInputError(
