@@ -4,12 +4,12 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import FIXTURES_DIR, SCRIPTS_DIR
 
 from sora_hf import SoraAudioConfig, SoraConfig, SoraVisionConfig, packaged_checkpoint_path
 from sora_hf.configuration_sora import SoraTowerConfig
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "reference_outputs"
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+FIXTURES = FIXTURES_DIR / "reference_outputs"
 SHARED_FIELDS = [
     "hidden_size",
     "num_hidden_layers",
@@ -26,7 +26,7 @@ SHARED_FIELDS = [
 def reference_configs() -> dict[str, dict]:
     import sys
 
-    sys.path.insert(0, str(SCRIPTS))
+    sys.path.insert(0, str(SCRIPTS_DIR))
     from reference_outputs import CONFIGS
 
     return CONFIGS

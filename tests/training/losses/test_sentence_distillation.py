@@ -58,8 +58,10 @@ def test_distillation_loss_is_the_mean_squared_distance_from_the_pooled_head(tok
     encoded = tokenizer(TEXTS[:3], padding=True, return_tensors="pt")
     teacher = torch.nn.functional.normalize(torch.randn(3, 12), dim=-1)
     output = model(**encoded, teacher_embeddings=teacher)
-    hidden = model.model.encoder(**encoded).last_hidden_state
-    expected_embeddings = model.sentence_embedding_head(model.pooler(hidden))
+    encoder_output = model.model.encoder(**encoded)
+    expected_embeddings = model.sentence_embedding_head(
+        model.pooler(encoder_output.last_hidden_state, encoder_output)
+    )
     expected = (expected_embeddings - teacher).pow(2).sum(-1).mean()
     torch.testing.assert_close(output.sentence_embeddings, expected_embeddings)
     torch.testing.assert_close(output.sentence_distillation_loss, expected)
