@@ -36,6 +36,18 @@ AUTO_LOOKUPS = {
 }
 
 
+@pytest.fixture(scope="module")
+def hub_without_sora(tmp_path_factory):
+    """A Hub of this module's own (the shared one checks that nobody asks it for missing routes), clients pointed at
+    it: no repo is named `sora` there."""
+    from hub_server import LocalHub, clients_pointed_at
+
+    hub = LocalHub(tmp_path_factory.mktemp("hub_without_sora")).start()
+    with clients_pointed_at(hub.endpoint, tmp_path_factory.mktemp("hf_home")):
+        yield hub
+    hub.stop()
+
+
 def test_every_sora_class_resolves_the_name_through_one_mixin():
     for sora_class in (
         SoraConfig,
@@ -69,7 +81,7 @@ def test_a_local_folder_named_sora_wins(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("lookup", AUTO_LOOKUPS, ids=str)
-def test_auto_classes_and_pipeline_name_the_packaged_path(lookup, hub):
+def test_auto_classes_and_pipeline_name_the_packaged_path(lookup, hub_without_sora):
     """Against a Hub that has no repo `sora` (the local test Hub), each lookup fails with the path to pass."""
     with pytest.raises(OSError) as raised:
         AUTO_LOOKUPS[lookup]()
@@ -78,7 +90,7 @@ def test_auto_classes_and_pipeline_name_the_packaged_path(lookup, hub):
     assert "huggingface.co" not in message
 
 
-def test_other_missing_names_keep_transformers_error(hub):
+def test_other_missing_names_keep_transformers_error(hub_without_sora):
     with pytest.raises(OSError) as raised:
         AutoConfig.from_pretrained("no-such-model-anywhere")
     assert "sora_hf" not in str(raised.value)
