@@ -42,9 +42,11 @@ def masked_lm_logits_and_loss(
 
 
 def next_sentence_loss(
-    seq_relationship_logits: torch.Tensor, next_sentence_label: torch.Tensor
-) -> torch.Tensor:
-    """Cross-entropy of the next-sentence logits (0 = B follows A, 1 = B is random)."""
+    seq_relationship_logits: torch.Tensor, next_sentence_label: torch.Tensor | None
+) -> torch.Tensor | None:
+    """Cross-entropy of the next-sentence logits (0 = B follows A, 1 = B is random); None without labels."""
+    if next_sentence_label is None:
+        return None
     check_labels(
         "next_sentence_label", next_sentence_label.reshape(-1), seq_relationship_logits.shape[:1], 2, None
     )
@@ -52,9 +54,11 @@ def next_sentence_loss(
 
 
 def sentence_distillation_loss(
-    sentence_embeddings: torch.Tensor, teacher_embeddings: torch.Tensor
-) -> torch.Tensor:
-    """Mean over the batch of the squared distance to the teacher's sentence embeddings."""
+    sentence_embeddings: torch.Tensor | None, teacher_embeddings: torch.Tensor | None
+) -> torch.Tensor | None:
+    """Mean over the batch of the squared distance to the teacher's sentence embeddings; None without them."""
+    if teacher_embeddings is None:
+        return None
     if teacher_embeddings.shape != sentence_embeddings.shape:
         raise ValueError(
             f"teacher_embeddings have shape {tuple(teacher_embeddings.shape)} but the sentence-embedding "
@@ -65,10 +69,15 @@ def sentence_distillation_loss(
 
 
 def token_distillation_loss(
-    token_states: torch.Tensor, teacher_token_states: torch.Tensor, teacher_token_mask: torch.Tensor | None
-) -> torch.Tensor:
+    token_states: torch.Tensor | None,
+    teacher_token_states: torch.Tensor | None,
+    teacher_token_mask: torch.Tensor | None,
+) -> torch.Tensor | None:
     """Mean over the positions that have a teacher target of the squared distance divided by √size (data2vec's
-    scaling: summed over dimensions it would swamp the masked-LM loss, averaged it would vanish beside it)."""
+    scaling: summed over dimensions it would swamp the masked-LM loss, averaged it would vanish beside it); None
+    without targets."""
+    if teacher_token_states is None:
+        return None
     if teacher_token_states.shape != token_states.shape:
         raise ValueError(
             f"teacher_token_states have shape {tuple(teacher_token_states.shape)} but the token-distillation head "

@@ -145,23 +145,15 @@ class SoraForPreTraining(SoraPreTrainedModel):
         denoising_logits, denoising_loss = self.denoising_logits_and_loss(
             denoising_input_ids, denoising_attention_mask, decoder_labels
         )
-        losses = {
+        losses = {  # each None without its targets
             "mlm_loss": mlm_loss,
-            "nsp_loss": None,
+            "nsp_loss": next_sentence_loss(seq_relationship_logits, next_sentence_label),
             "denoising_loss": denoising_loss,
-            "sentence_distillation_loss": None,
-            "token_distillation_loss": None,
-        }
-        if next_sentence_label is not None:
-            losses["nsp_loss"] = next_sentence_loss(seq_relationship_logits, next_sentence_label)
-        if teacher_embeddings is not None:
-            losses["sentence_distillation_loss"] = sentence_distillation_loss(
-                sentence_embeddings, teacher_embeddings
-            )
-        if teacher_token_states is not None:
-            losses["token_distillation_loss"] = token_distillation_loss(
+            "sentence_distillation_loss": sentence_distillation_loss(sentence_embeddings, teacher_embeddings),
+            "token_distillation_loss": token_distillation_loss(
                 token_states, teacher_token_states, teacher_token_mask
-            )
+            ),
+        }
         terms = [term for term in losses.values() if term is not None]
         return SoraForPreTrainingOutput(
             loss=sum(terms) if terms else None,

@@ -6,7 +6,9 @@
 `save` builds each case (a tiny config, or a head loaded from the packaged `sora`), stores the weights a case draws
 at random (tiny models: all of them; `sora` heads: the new head only) and the outputs in eval mode; `compare` loads
 those weights into today's classes and compares. Made on the model code of commit 6136fed (session 13, before the
-issue-24 reshaping); the test `tests/modeling/test_reference_outputs.py` runs `compare`.
+issue-24 reshaping) with OMP_NUM_THREADS=2 on an AVX-512 CPU; `--exact` holds with the same thread count (another
+count sums in another order: differences of ~1e-7). The test `tests/modeling/test_reference_outputs.py` runs
+`compare` within float rounding.
 """
 
 import sys
