@@ -141,7 +141,8 @@ class SoraForPreTraining(SoraPreTrainedModel):
         if self.sentence_embedding_head is not None:
             sentence_embeddings = self.sentence_embedding_head(pooled_output)
         if self.token_distillation_head is not None:
-            token_states = self.token_distillation_head(text_states)
+            # A slice of its own: with one shared slice the two heads' gradients would add up in another order.
+            token_states = self.token_distillation_head(outputs.text_hidden_states)
         denoising_logits, denoising_loss = self.denoising_logits_and_loss(
             denoising_input_ids, denoising_attention_mask, decoder_labels
         )

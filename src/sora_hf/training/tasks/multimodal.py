@@ -104,7 +104,7 @@ class MultimodalArguments(RunArguments):
         default=0.0,
         metadata={
             "help": "Draw training examples with probability proportional to (1 / count of their label) ** power: "
-            "0 = plain shuffling, 1 = every label equally often, 0.5 in between. On easy-vqa, where 74% of the "
+            "0 = plain shuffling, 1 = every label equally often, 0.5 in between. On easy-vqa, where 74%% of the "
             "answers are yes/no, 1 makes the model learn the image (colour questions) instead of the yes/no prior."
         },
     )
