@@ -408,6 +408,22 @@ class SoraModelOutput(Seq2SeqModelOutput):
     attention_mask: torch.LongTensor | None = None
 
 
+def encoder_output_from_tuple(items: tuple, attention_mask: torch.Tensor | None) -> SoraEncoderOutput:
+    """A `SoraEncoderOutput` from the tuple an encoder returns with `return_dict=False`: the states first, then, in
+    any order, per-layer states (3-D) and attentions (4-D), the mask it used (2-D) and the text length (int)."""
+    states, *rest = items
+    per_layer = {entry[0].dim(): entry for entry in rest if isinstance(entry, tuple) and entry}
+    masks = [entry for entry in rest if isinstance(entry, torch.Tensor) and entry.dim() == 2]
+    lengths = [entry for entry in rest if isinstance(entry, int)]
+    return SoraEncoderOutput(
+        last_hidden_state=states,
+        hidden_states=per_layer.get(3),
+        attentions=per_layer.get(4),
+        attention_mask=masks[0] if masks else attention_mask,
+        text_length=lengths[0] if lengths else states.shape[1],
+    )
+
+
 class SoraModel(SoraPreTrainedModel):
     """The bare Sora encoder, plus the decoder when `config.is_encoder_decoder` (or `with_decoder=True`)."""
 
@@ -453,7 +469,7 @@ class SoraModel(SoraPreTrainedModel):
                 return replace(encoder_outputs, attention_mask=attention_mask)
             return encoder_outputs
         if not isinstance(encoder_outputs, BaseModelOutput):
-            encoder_outputs = BaseModelOutput(*encoder_outputs)
+            return encoder_output_from_tuple(encoder_outputs, attention_mask)
         return SoraEncoderOutput(
             last_hidden_state=encoder_outputs.last_hidden_state,
             hidden_states=encoder_outputs.hidden_states,

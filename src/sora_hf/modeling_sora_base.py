@@ -448,13 +448,10 @@ class SoraEncoderKwargs(TransformersKwargs, total=False):
     feature_attention_mask: torch.LongTensor | None
 
 
+# The same names as a tuple: `position_ids` (declared by TransformersKwargs) and SoraEncoderKwargs' own keys.
 ENCODER_INPUTS = (
-    "token_type_ids",
     "position_ids",
-    "inputs_embeds",
-    "pixel_values",
-    "input_features",
-    "feature_attention_mask",
+    *(name for name in SoraEncoderKwargs.__annotations__ if name not in TransformersKwargs.__annotations__),
 )
 
 

@@ -39,7 +39,7 @@ def resolve_pretrained_name(name_or_path: str | os.PathLike) -> str | os.PathLik
 class PackagedNameMixin:
     """`from_pretrained` for every Sora class (config, models, tokenizer, processors): the name `sora` means the
     packaged checkpoint. The one place the name is resolved; the Auto classes do not know it (see
-    `packaged_name_hint`)."""
+    `install_packaged_name_message`)."""
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):

@@ -176,3 +176,21 @@ def test_each_head_calls_the_encoder_once(head):
     model.model.encoder.register_forward_hook(lambda *args: calls.append(1))
     model(**padded_batch(), token_type_ids=torch.zeros(3, 7, dtype=torch.long))
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("recorded", [{}, {"output_hidden_states": True}])
+def test_encoder_outputs_given_as_a_tuple_keep_their_mask(recorded):
+    """`encoder_outputs` from `return_dict=False` (states, mask, text length and per-layer states in any order) give
+    the same logits as the encoder run inside, its padding mask included."""
+    from sora_hf import SoraForConditionalGeneration
+
+    torch.manual_seed(0)
+    model = SoraForConditionalGeneration(SoraConfig(**TINY, is_encoder_decoder=True)).eval()
+    batch = padded_batch()
+    decoder_input_ids = batch["input_ids"][:, :4]
+    expected = model(**batch, decoder_input_ids=decoder_input_ids).logits
+    encoder_tuple = model.get_encoder()(**batch, return_dict=False, **recorded)
+    outputs = model(encoder_outputs=encoder_tuple, decoder_input_ids=decoder_input_ids, **recorded)
+    assert torch.equal(outputs.logits, expected)
+    if recorded:
+        assert len(outputs.encoder_hidden_states) == 3
